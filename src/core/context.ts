@@ -1,0 +1,154 @@
+/**
+ * The working state of one `step`: a shallow draft of the state (nested values are replaced,
+ * never mutated, so the input state stays valid) and the effects emitted so far, in order.
+ * The helpers here are the only places that change the log, the term or the commit index.
+ */
+import * as raftLog from "./log.ts";
+import {
+  activeConfig,
+  type ConfigEntry,
+  compactConfigs,
+  isLearner,
+  isVoter,
+  truncateConfigs,
+} from "./membership.ts";
+import { nextRandom } from "./rng.ts";
+import type { RaftState } from "./state.ts";
+import type { Effect, Entry, Membership, Message, NodeId, TimerName } from "./types.ts";
+
+export type Draft = { -readonly [K in keyof RaftState]: RaftState[K] };
+
+export interface Ctx {
+  readonly s: Draft;
+  readonly effects: Effect[];
+}
+
+export function membership(c: Ctx): Membership {
+  return activeConfig(c.s.configs).membership;
+}
+
+/** May this node start an election? Only voters of the active configuration may (thesis §4.2.1). */
+export function canCampaign(c: Ctx): boolean {
+  return isVoter(membership(c), c.s.id);
+}
+
+export function send(c: Ctx, message: Message, afterPersist: boolean): void {
+  c.effects.push({ type: "send", message, afterPersist });
+}
+
+/** Term and vote must be durable before any message that depends on them leaves (§5.1). */
+export function setTermAndVote(c: Ctx, term: number, votedFor: NodeId | null): void {
+  if (term < c.s.term) throw new Error(`invariant: term moving back from ${c.s.term} to ${term}`);
+  if (term === c.s.term && c.s.votedFor !== null && votedFor !== c.s.votedFor) {
+    throw new Error(`invariant: second vote in term ${term} (${c.s.votedFor}, then ${votedFor})`);
+  }
+  if (term === c.s.term && votedFor === c.s.votedFor) return;
+  c.s.term = term;
+  c.s.votedFor = votedFor;
+  c.effects.push({ type: "saveHardState", hardState: { term, votedFor } });
+}
+
+function arm(c: Ctx, timer: TimerName, afterMs: number): void {
+  const generation = Math.max(c.s.timers.election, c.s.timers.heartbeat) + 1;
+  c.s.timers = { ...c.s.timers, [timer]: generation };
+  c.effects.push({ type: "armTimer", timer, afterMs, generation });
+}
+
+/** Arms the election timer with a fresh randomized timeout (§5.2); disarms it for non-voters. */
+export function resetElectionTimer(c: Ctx): void {
+  if (!canCampaign(c) && c.s.role !== "leader") {
+    cancelTimer(c, "election");
+    return;
+  }
+  const { electionTimeoutMinMs: min, electionTimeoutMaxMs: max } = c.s.config;
+  const [r, next] = nextRandom(c.s.random);
+  c.s.random = next;
+  arm(c, "election", min + Math.floor(r * (max - min)));
+}
+
+/** The leader's CheckQuorum round runs once per minimum election timeout. */
+export function armCheckQuorumTimer(c: Ctx): void {
+  arm(c, "election", c.s.config.electionTimeoutMinMs);
+}
+
+export function armHeartbeatTimer(c: Ctx): void {
+  arm(c, "heartbeat", c.s.config.heartbeatIntervalMs);
+}
+
+export function cancelTimer(c: Ctx, timer: TimerName): void {
+  if (c.s.timers[timer] === 0) return;
+  // A fresh generation that no armed timer carries, so a late firing is recognised as stale.
+  c.s.timers = { ...c.s.timers, [timer]: Math.max(c.s.timers.election, c.s.timers.heartbeat) + 1 };
+  c.effects.push({ type: "cancelTimer", timer });
+}
+
+/** Appends entries after the last one, in memory and (by effect) in storage. */
+export function appendToLog(c: Ctx, entries: readonly Entry[]): void {
+  if (entries.length === 0) return;
+  c.s.log = raftLog.append(c.s.log, entries);
+  let configs: ConfigEntry[] | undefined;
+  for (const entry of entries) {
+    if (entry.kind !== "membership") continue;
+    configs ??= [...c.s.configs];
+    configs.push({ index: entry.index, membership: entry.membership });
+  }
+  if (configs) setConfigs(c, configs);
+  c.effects.push({ type: "appendLog", entries });
+}
+
+/** Removes the entries from `fromIndex` on; a committed entry is never removed (§5.3, §5.4). */
+export function truncateLog(c: Ctx, fromIndex: number): void {
+  if (fromIndex <= c.s.commitIndex) {
+    throw new Error(
+      `invariant: truncating committed entry ${fromIndex} (commit ${c.s.commitIndex})`,
+    );
+  }
+  c.s.log = raftLog.truncate(c.s.log, fromIndex);
+  c.s.persistedIndex = Math.min(c.s.persistedIndex, fromIndex - 1);
+  if (c.s.configs.some((entry) => entry.index >= fromIndex)) {
+    setConfigs(c, truncateConfigs(c.s.configs, fromIndex));
+  }
+  c.effects.push({ type: "truncateLog", fromIndex });
+}
+
+function setConfigs(c: Ctx, configs: readonly ConfigEntry[]): void {
+  c.s.configs = configs;
+  if (c.s.role === "follower" || c.s.role === "learner") {
+    c.s.role = isLearner(membership(c), c.s.id) ? "learner" : "follower";
+  }
+}
+
+/** Moves the commit index forward (never back) and applies what is now committed. */
+export function commitTo(c: Ctx, index: number): void {
+  if (index <= c.s.commitIndex) return;
+  if (index > c.s.log.lastIndex) {
+    throw new Error(`invariant: commit ${index} beyond last index ${c.s.log.lastIndex}`);
+  }
+  c.s.commitIndex = index;
+  if (c.s.configs.length > 1) c.s.configs = compactConfigs(c.s.configs, index);
+  applyCommitted(c);
+}
+
+/** Hands committed entries that are durable here to the state machine, in order. */
+export function applyCommitted(c: Ctx): void {
+  const upTo = Math.min(c.s.commitIndex, c.s.persistedIndex);
+  if (upTo <= c.s.applyingIndex) return;
+  const entries = raftLog.slice(c.s.log, c.s.applyingIndex + 1, upTo);
+  c.s.applyingIndex = upTo;
+  c.effects.push({ type: "apply", entries });
+}
+
+/**
+ * Forgets entries the core no longer needs in memory: applied, durable and more than
+ * maxWindowEntries behind the end. A follower that lags further is served by `loadEntries`,
+ * so a dead follower cannot pin memory.
+ */
+export function trimWindow(c: Ctx): void {
+  const { log } = c.s;
+  const upTo = Math.min(
+    c.s.appliedIndex,
+    c.s.persistedIndex,
+    log.lastIndex - c.s.config.maxWindowEntries,
+  );
+  if (upTo - log.baseIndex >= 64) c.s.log = raftLog.forget(log, upTo);
+}

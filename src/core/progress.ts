@@ -1,0 +1,89 @@
+/**
+ * The leader's view of one follower, with flow control (after etcd's tracker/):
+ * - probe: one AppendEntries in flight until the follower's match is found;
+ * - replicate: pipelined, up to maxInflight batches in flight;
+ * - snapshot: the follower needs entries that were compacted away (until snapshots land, the
+ *   leader only records this state).
+ * Values are immutable; every change returns a new Progress.
+ */
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+export interface Progress {
+  /** Highest index known to be replicated on the follower (§5.3 matchIndex). */
+  readonly match: number;
+  /** Next index to send (§5.3 nextIndex). */
+  readonly next: number;
+  readonly state: ProgressState;
+  /** probe: an AppendEntries is in flight and we wait for its answer or a heartbeat. */
+  readonly probeSent: boolean;
+  /** replicate: last index of each AppendEntries in flight, oldest first. */
+  readonly inflight: readonly number[];
+  /** Heard from since the last CheckQuorum round. */
+  readonly recentActive: boolean;
+  /** A loadEntries for this follower is outstanding. */
+  readonly loading: boolean;
+}
+
+export function newProgress(next: number): Progress {
+  return {
+    match: 0,
+    next,
+    state: "probe",
+    probeSent: false,
+    inflight: [],
+    recentActive: false,
+    loading: false,
+  };
+}
+
+/** The follower acknowledged `index`; returns undefined if that tells us nothing new. */
+export function acknowledge(pr: Progress, index: number): Progress | undefined {
+  if (index < pr.match) return undefined;
+  if (index === pr.match && pr.state === "replicate") return undefined;
+  const inflight = pr.inflight.filter((last) => last > index);
+  return {
+    ...pr,
+    match: index,
+    next: Math.max(pr.next, index + 1),
+    state: "replicate",
+    probeSent: false,
+    inflight,
+  };
+}
+
+/** Falls back to probing from `next` (after a rejection or an unreachable peer). */
+export function probeFrom(pr: Progress, next: number): Progress {
+  return {
+    ...pr,
+    state: "probe",
+    next: Math.max(next, pr.match + 1),
+    probeSent: false,
+    inflight: [],
+  };
+}
+
+/** True if flow control lets another AppendEntries go to this follower now. */
+export function canSend(pr: Progress, maxInflight: number): boolean {
+  if (pr.loading) return false;
+  if (pr.state === "probe") return !pr.probeSent;
+  if (pr.state === "replicate") return pr.inflight.length < maxInflight;
+  return false;
+}
+
+/** Records an AppendEntries whose last entry is `lastIndex`. */
+export function sent(pr: Progress, lastIndex: number): Progress {
+  if (pr.state === "probe") return { ...pr, probeSent: true };
+  return { ...pr, next: lastIndex + 1, inflight: [...pr.inflight, lastIndex] };
+}
+
+/**
+ * A heartbeat answer proves the follower is alive: unpause a probe, and free one slot of a full
+ * pipeline so a lost batch is rediscovered by the follower's rejection (as etcd does).
+ */
+export function heartbeatAnswered(pr: Progress, maxInflight: number): Progress {
+  const inflight =
+    pr.state === "replicate" && pr.inflight.length >= maxInflight
+      ? pr.inflight.slice(1)
+      : pr.inflight;
+  return { ...pr, recentActive: true, probeSent: false, inflight };
+}

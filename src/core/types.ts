@@ -1,0 +1,224 @@
+/**
+ * The vocabulary of the pure core: entries, membership, messages, inputs and effects.
+ * Plain data only, so states, inputs and effects can be logged, compared and replayed.
+ */
+
+/** A node's identity. Stable for the node's lifetime; addresses live in the membership. */
+export type NodeId = string;
+
+/**
+ * A cluster configuration (§6, thesis §4.3). While `outgoing` is set the configuration is joint
+ * (C_old,new): elections and commitment need a majority of `voters` AND of `outgoing`.
+ */
+export interface Membership {
+  /** Voters of the new (or only) configuration. */
+  readonly voters: readonly NodeId[];
+  /** Voters of the old configuration during a joint change; absent otherwise. */
+  readonly outgoing?: readonly NodeId[];
+  /** Non-voting members that receive the log (thesis §4.2.1). */
+  readonly learners: readonly NodeId[];
+  /** Address of every member, opaque to the core (the transport interprets it). */
+  readonly addresses: Readonly<Record<NodeId, string>>;
+}
+
+/** What an entry carries. The library never interprets `command` payloads. */
+export type Entry = CommandEntry | BlankEntry | MembershipEntry;
+
+interface EntryBase {
+  readonly index: number;
+  readonly term: number;
+}
+
+/** An application command. */
+export interface CommandEntry extends EntryBase {
+  readonly kind: "command";
+  readonly data: Uint8Array;
+}
+
+/** The empty entry a new leader appends to commit its predecessors' entries (§5.4.2, §8). */
+export interface BlankEntry extends EntryBase {
+  readonly kind: "blank";
+}
+
+/** A configuration change; takes effect as soon as it is appended (thesis §4.1). */
+export interface MembershipEntry extends EntryBase {
+  readonly kind: "membership";
+  readonly membership: Membership;
+}
+
+/** State that must be durable before the node answers a vote or an AppendEntries (§5.1). */
+export interface HardState {
+  readonly term: number;
+  readonly votedFor: NodeId | null;
+}
+
+export type Role = "follower" | "learner" | "precandidate" | "candidate" | "leader";
+
+// ---------------------------------------------------------------------------------------------
+// Messages between peers. Every message carries the sender's term (§5.1).
+
+interface MessageBase {
+  readonly term: number;
+  readonly from: NodeId;
+  readonly to: NodeId;
+}
+
+/** §5.3. Sent by the leader; `entries` may be empty. */
+export interface AppendEntriesRequest extends MessageBase {
+  readonly type: "appendEntries";
+  readonly prevLogIndex: number;
+  readonly prevLogTerm: number;
+  readonly entries: readonly Entry[];
+  readonly leaderCommit: number;
+}
+
+/**
+ * Answer to AppendEntries. On success `matchIndex` is the index of the last entry known to match
+ * the leader's log. On rejection `rejectedIndex` echoes the request's prevLogIndex and the
+ * conflict hint lets the leader skip a whole term per round trip (§5.3, "optimization").
+ */
+export interface AppendEntriesResponse extends MessageBase {
+  readonly type: "appendEntriesResponse";
+  readonly success: boolean;
+  readonly matchIndex: number;
+  readonly rejectedIndex: number;
+  /** Term of the follower's entry at rejectedIndex, or 0 if its log is shorter. */
+  readonly conflictTerm: number;
+  /** First index of conflictTerm in the follower's log, or its lastLogIndex + 1. */
+  readonly conflictIndex: number;
+}
+
+/** Keeps followers from starting elections and carries commit to those already matched. */
+export interface HeartbeatRequest extends MessageBase {
+  readonly type: "heartbeat";
+  /** min(commitIndex, the follower's matchIndex): safe for the follower to commit. */
+  readonly leaderCommit: number;
+}
+
+export interface HeartbeatResponse extends MessageBase {
+  readonly type: "heartbeatResponse";
+}
+
+/**
+ * §5.2 RequestVote, or a PreVote (thesis §9.6) when `preVote` is set: a PreVote carries the term
+ * the candidate would campaign in, and granting it changes no state on the voter.
+ */
+export interface VoteRequest extends MessageBase {
+  readonly type: "requestVote";
+  readonly preVote: boolean;
+  readonly lastLogIndex: number;
+  readonly lastLogTerm: number;
+  /** Set by a leadership transfer: voters must not ignore it because they know a leader. */
+  readonly transfer: boolean;
+}
+
+export interface VoteResponse extends MessageBase {
+  readonly type: "requestVoteResponse";
+  readonly preVote: boolean;
+  readonly granted: boolean;
+}
+
+/** Leadership transfer (thesis §3.10): the target starts an election at once. */
+export interface TimeoutNowRequest extends MessageBase {
+  readonly type: "timeoutNow";
+}
+
+export type Message =
+  | AppendEntriesRequest
+  | AppendEntriesResponse
+  | HeartbeatRequest
+  | HeartbeatResponse
+  | VoteRequest
+  | VoteResponse
+  | TimeoutNowRequest;
+
+// ---------------------------------------------------------------------------------------------
+// Inputs: everything that can happen to a node.
+
+export type TimerName = "election" | "heartbeat";
+
+export type Input =
+  /** The driver started the node (new or restarted): arms its timers. */
+  | { readonly type: "start" }
+  /** A message from a peer. */
+  | { readonly type: "message"; readonly message: Message }
+  /** A timer armed by an `armTimer` effect fired; `generation` is the one it was armed with. */
+  | { readonly type: "timeout"; readonly timer: TimerName; readonly generation: number }
+  /** Client commands to append; `requestId` is echoed in the answer effect. */
+  | {
+      readonly type: "propose";
+      readonly requestId: number;
+      readonly commands: readonly Uint8Array[];
+    }
+  /** Form a new cluster with this membership. Safe to give every founding member the same one. */
+  | { readonly type: "initialize"; readonly membership: Membership }
+  /** Storage finished every write up to and including the entry (index, term). */
+  | { readonly type: "persisted"; readonly index: number; readonly term: number }
+  /** The state machine applied every entry up to `index`. */
+  | { readonly type: "applied"; readonly index: number }
+  /** Answer to a `loadEntries` effect: entries fromIndex..toIndex read from storage. */
+  | { readonly type: "entriesLoaded"; readonly peer: NodeId; readonly entries: readonly Entry[] }
+  /** The transport could not deliver to `peer`; replication to it falls back to probing. */
+  | { readonly type: "unreachable"; readonly peer: NodeId };
+
+// ---------------------------------------------------------------------------------------------
+// Effects: what the driver must do, in order.
+//
+// Ordering contract (written down in docs/ and tested):
+// 1. Storage effects (saveHardState, truncateLog, appendLog) are executed in the order given,
+//    across steps: storage is one sequence of writes.
+// 2. A `send` with `afterPersist: true` may leave only once every storage effect emitted before
+//    it, by this step or an earlier one, is durable. This covers votes (§5.2: votedFor is durable
+//    before the vote is granted) and AppendEntries responses (the follower's entries are durable
+//    before it acknowledges them). Other sends may leave at once: the leader replicates in
+//    parallel with its own append (thesis §10.2.1). Messages to one peer keep their order.
+// 3. After appendLog's entries are durable the driver reports `persisted` with the last one.
+// 4. `apply` entries are given to the state machine in order; the driver reports `applied`.
+
+export type Effect =
+  | { readonly type: "saveHardState"; readonly hardState: HardState }
+  /** Delete every entry with index >= fromIndex. */
+  | { readonly type: "truncateLog"; readonly fromIndex: number }
+  /** Append entries directly after the current last entry. */
+  | { readonly type: "appendLog"; readonly entries: readonly Entry[] }
+  | { readonly type: "send"; readonly message: Message; readonly afterPersist: boolean }
+  /** Give these committed, durable entries to the state machine, in order. */
+  | { readonly type: "apply"; readonly entries: readonly Entry[] }
+  /** (Re)arm a timer; an earlier arming of the same timer is cancelled. */
+  | {
+      readonly type: "armTimer";
+      readonly timer: TimerName;
+      readonly afterMs: number;
+      readonly generation: number;
+    }
+  | { readonly type: "cancelTimer"; readonly timer: TimerName }
+  /** Read entries fromIndex..toIndex (inclusive) and answer with `entriesLoaded` for `peer`. */
+  | {
+      readonly type: "loadEntries";
+      readonly peer: NodeId;
+      readonly fromIndex: number;
+      readonly toIndex: number;
+    }
+  /** A proposal was appended at firstIndex..; it is answered when those entries apply. */
+  | {
+      readonly type: "proposalAccepted";
+      readonly requestId: number;
+      readonly firstIndex: number;
+      readonly term: number;
+    }
+  /** A proposal was refused; `leaderId` is the leader this node knows of, if any. */
+  | {
+      readonly type: "proposalRejected";
+      readonly requestId: number;
+      readonly reason: "not_leader" | "uninitialized";
+      readonly leaderId: NodeId | null;
+    }
+  /** `initialize` was refused: the node already has a log or a term. */
+  | { readonly type: "initializeRejected"; readonly reason: string }
+  /** Role, term or leader changed (for metrics and for failing pending requests). */
+  | {
+      readonly type: "roleChanged";
+      readonly role: Role;
+      readonly term: number;
+      readonly leaderId: NodeId | null;
+    };
