@@ -85,5 +85,7 @@ function response(
 export function handleHeartbeat(c: Ctx, m: HeartbeatRequest): void {
   resetElectionTimer(c);
   commitTo(c, Math.min(m.leaderCommit, c.s.log.lastIndex));
-  send(c, { type: "heartbeatResponse", term: c.s.term, from: c.s.id, to: m.from }, false);
+  // Not held for durability: a heartbeat answer promises nothing that a crash could undo.
+  const response = { term: c.s.term, from: c.s.id, to: m.from, round: m.round };
+  send(c, { type: "heartbeatResponse", ...response }, false);
 }

@@ -22,6 +22,8 @@ export interface Progress {
   readonly recentActive: boolean;
   /** A loadEntries for this follower is outstanding. */
   readonly loading: boolean;
+  /** Highest ReadIndex round the follower answered. */
+  readonly ackedRound: number;
 }
 
 export function newProgress(next: number): Progress {
@@ -33,6 +35,7 @@ export function newProgress(next: number): Progress {
     inflight: [],
     recentActive: false,
     loading: false,
+    ackedRound: 0,
   };
 }
 
@@ -80,10 +83,11 @@ export function sent(pr: Progress, lastIndex: number): Progress {
  * A heartbeat answer proves the follower is alive: unpause a probe, and free one slot of a full
  * pipeline so a lost batch is rediscovered by the follower's rejection (as etcd does).
  */
-export function heartbeatAnswered(pr: Progress, maxInflight: number): Progress {
+export function heartbeatAnswered(pr: Progress, maxInflight: number, round: number): Progress {
   const inflight =
     pr.state === "replicate" && pr.inflight.length >= maxInflight
       ? pr.inflight.slice(1)
       : pr.inflight;
-  return { ...pr, recentActive: true, probeSent: false, inflight };
+  const ackedRound = Math.max(pr.ackedRound, round);
+  return { ...pr, recentActive: true, probeSent: false, inflight, ackedRound };
 }

@@ -10,6 +10,7 @@ import {
   sent,
 } from "./progress.ts";
 import { committedIndex } from "./quorum.ts";
+import { confirmReads, startWaitingReads } from "./read-index.ts";
 import type { AppendEntriesResponse, Entry, HeartbeatResponse, NodeId } from "./types.ts";
 
 function setProgress(c: Ctx, peer: NodeId, pr: Progress): void {
@@ -172,8 +173,39 @@ function nextFromHint(c: Ctx, m: AppendEntriesResponse, pr: Progress): number {
 export function handleHeartbeatResponse(c: Ctx, m: HeartbeatResponse): void {
   const pr = c.s.progress.get(m.from);
   if (!pr) return;
-  setProgress(c, m.from, heartbeatAnswered(pr, c.s.config.maxInflight));
-  if (pr.match < c.s.log.lastIndex || pr.state === "probe") sendAppend(c, m.from);
+  const answered = heartbeatAnswered(pr, c.s.config.maxInflight, m.round);
+  setProgress(c, m.from, answered);
+  if (m.round > pr.ackedRound) confirmReads(c);
+  if (answered.state === "replicate" && answered.next > c.s.log.lastIndex) {
+    if (answered.match < c.s.log.lastIndex) sendTail(c, m.from, answered);
+  } else if (answered.match < c.s.log.lastIndex || answered.state === "probe") {
+    sendAppend(c, m.from);
+  }
+}
+
+/**
+ * Everything was sent but the follower is still behind: the last batch may have been lost, and
+ * with nothing left to send no rejection would ever reveal it. An empty AppendEntries at the end
+ * of the log either acknowledges the tail or draws the rejection that restarts probing.
+ */
+function sendTail(c: Ctx, peer: NodeId, pr: Progress): void {
+  const prevLogIndex = pr.next - 1;
+  const prevLogTerm = termAt(c.s.log, prevLogIndex);
+  if (prevLogTerm === undefined) return;
+  send(
+    c,
+    {
+      type: "appendEntries",
+      term: c.s.term,
+      from: c.s.id,
+      to: peer,
+      prevLogIndex,
+      prevLogTerm,
+      entries: [],
+      leaderCommit: c.s.commitIndex,
+    },
+    false,
+  );
 }
 
 /** The transport gave up on `peer`: assume batches in flight are lost and probe again. */
@@ -193,6 +225,7 @@ export function sendHeartbeats(c: Ctx): void {
         from: c.s.id,
         to: peer,
         leaderCommit: Math.min(c.s.commitIndex, pr.match),
+        round: c.s.readRound,
       },
       false,
     );
@@ -209,5 +242,7 @@ export function maybeCommit(c: Ctx): void {
   );
   if (index <= c.s.commitIndex || index > c.s.log.lastIndex) return;
   if (termAt(c.s.log, index) !== c.s.term) return;
+  const firstInTerm = termAt(c.s.log, c.s.commitIndex) !== c.s.term;
   commitTo(c, index);
+  if (firstInTerm) startWaitingReads(c);
 }

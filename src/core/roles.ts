@@ -11,6 +11,7 @@ import {
 } from "./context.ts";
 import { allMembers, isLearner, isVoter } from "./membership.ts";
 import { newProgress, type Progress } from "./progress.ts";
+import { rejectReads } from "./read-index.ts";
 import { broadcastAppend } from "./replication.ts";
 import type { Entry, NodeId } from "./types.ts";
 
@@ -29,6 +30,7 @@ export function becomeFollower(c: Ctx, term: number, leaderId: NodeId | null): v
   if (wasLeader) {
     c.s.progress = new Map();
     cancelTimer(c, "heartbeat");
+    rejectReads(c);
   }
   resetElectionTimer(c);
   if (before.role !== c.s.role || before.term !== c.s.term || before.leaderId !== leaderId)

@@ -31,10 +31,21 @@ export interface RaftState {
   readonly votes: ReadonlyMap<NodeId, boolean>;
   /** Leader only: replication progress of every other member. */
   readonly progress: ReadonlyMap<NodeId, Progress>;
+  /** Leader only: the latest ReadIndex round started. */
+  readonly readRound: number;
+  /** Leader only: reads waiting for confirmation (round 0: for a commit in this term first). */
+  readonly pendingReads: readonly PendingRead[];
   /** PRNG state for election jitter. */
   readonly random: number;
   /** The generation each timer was last armed with; a firing of an older one is stale. */
   readonly timers: Readonly<Record<TimerName, number>>;
+}
+
+export interface PendingRead {
+  readonly requestId: number;
+  /** The commit index when the round started: the read must see at least this. */
+  readonly index: number;
+  readonly round: number;
 }
 
 /** What a node recovers from storage when it (re)starts. */
@@ -48,8 +59,11 @@ export interface RestoredState {
   readonly prevTerm: number;
   /** The log from prevIndex + 1 to its end. Must include every entry after appliedIndex. */
   readonly entries: readonly Entry[];
-  /** The latest configuration at or before prevIndex (from the log or the snapshot). */
-  readonly membership: ConfigEntry | null;
+  /**
+   * The latest membership entries of the log or the snapshot, oldest first; at least the latest
+   * one at or before prevIndex. Entries repeated in `entries` are ignored here.
+   */
+  readonly memberships: readonly ConfigEntry[];
   /** The state machine's last applied index. */
   readonly appliedIndex: number;
 }
@@ -70,7 +84,9 @@ export function createState(options: CreateOptions): RaftState {
   const log = r
     ? createLog(r.snapshotIndex, r.snapshotTerm, r.prevIndex, r.prevTerm, r.entries)
     : createLog(0, 0, 0, 0, []);
-  const configs: ConfigEntry[] = r?.membership ? [r.membership] : [];
+  const configs: ConfigEntry[] = (r?.memberships ?? []).filter(
+    (m) => m.index <= (r?.prevIndex ?? 0),
+  );
   for (const entry of r?.entries ?? []) {
     if (entry.kind === "membership")
       configs.push({ index: entry.index, membership: entry.membership });
@@ -96,6 +112,8 @@ export function createState(options: CreateOptions): RaftState {
     configs,
     votes: new Map(),
     progress: new Map(),
+    readRound: 0,
+    pendingReads: [],
     random:
       options.seed === undefined ? seedFromId(options.id) : seedFromId(options.id, options.seed),
     timers: { election: 0, heartbeat: 0 },

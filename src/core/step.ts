@@ -18,6 +18,7 @@ import { handleAppendEntries, handleHeartbeat } from "./follower.ts";
 import { checkInvariants } from "./invariants.ts";
 import { termAt } from "./log.ts";
 import { allVoters } from "./membership.ts";
+import { handleReadIndex } from "./read-index.ts";
 import {
   handleAppendResponse,
   handleEntriesLoaded,
@@ -53,6 +54,9 @@ export function step(state: RaftState, input: Input): StepResult {
       break;
     case "initialize":
       onInitialize(c, input.membership);
+      break;
+    case "readIndex":
+      handleReadIndex(c, input.requestId);
       break;
     case "persisted":
       onPersisted(c, input.index, input.term);
@@ -119,7 +123,9 @@ function onMessage(c: Ctx, m: Message): void {
 /** §5.1: a request from an older term is rejected; the answer tells the sender our term. */
 function rejectStale(c: Ctx, m: Message): void {
   const from = c.s.id;
-  if (m.type === "appendEntries" || m.type === "heartbeat") {
+  if (m.type === "heartbeat") {
+    send(c, { type: "heartbeatResponse", term: c.s.term, from, to: m.from, round: m.round }, false);
+  } else if (m.type === "appendEntries") {
     send(
       c,
       {
@@ -129,7 +135,7 @@ function rejectStale(c: Ctx, m: Message): void {
         to: m.from,
         success: false,
         matchIndex: 0,
-        rejectedIndex: m.type === "appendEntries" ? m.prevLogIndex : 0,
+        rejectedIndex: m.prevLogIndex,
         conflictTerm: 0,
         conflictIndex: 0,
       },

@@ -93,10 +93,14 @@ export interface HeartbeatRequest extends MessageBase {
   readonly type: "heartbeat";
   /** min(commitIndex, the follower's matchIndex): safe for the follower to commit. */
   readonly leaderCommit: number;
+  /** The leader's latest ReadIndex round; an answer confirms leadership for it (thesis §6.4). */
+  readonly round: number;
 }
 
 export interface HeartbeatResponse extends MessageBase {
   readonly type: "heartbeatResponse";
+  /** The round of the heartbeat answered. */
+  readonly round: number;
 }
 
 /**
@@ -150,6 +154,8 @@ export type Input =
       readonly requestId: number;
       readonly commands: readonly Uint8Array[];
     }
+  /** Linearizable read (ReadIndex, thesis §6.4): answered by readIndexReady or readIndexRejected. */
+  | { readonly type: "readIndex"; readonly requestId: number }
   /** Form a new cluster with this membership. Safe to give every founding member the same one. */
   | { readonly type: "initialize"; readonly membership: Membership }
   /** Storage finished every write up to and including the entry (index, term). */
@@ -211,6 +217,17 @@ export type Effect =
       readonly type: "proposalRejected";
       readonly requestId: number;
       readonly reason: "not_leader" | "uninitialized";
+      readonly leaderId: NodeId | null;
+    }
+  /**
+   * Leadership was confirmed by a quorum after the read arrived: once the state machine has
+   * applied `index`, reading it is linearizable.
+   */
+  | { readonly type: "readIndexReady"; readonly requestId: number; readonly index: number }
+  /** This node is not (or no longer) the leader; `leaderId` is the leader it knows of. */
+  | {
+      readonly type: "readIndexRejected";
+      readonly requestId: number;
       readonly leaderId: NodeId | null;
     }
   /** `initialize` was refused: the node already has a log or a term. */

@@ -321,7 +321,7 @@ describe("§5.2 randomized election timeouts", () => {
     for (let i = 0; i < count; i++) {
       const result = step(
         state,
-        msg({ type: "heartbeat", term: 1, from: "a", to: "b", leaderCommit: 0 }),
+        msg({ type: "heartbeat", term: 1, from: "a", to: "b", leaderCommit: 0, round: 0 }),
       );
       state = result.state;
       draws.push(...electionTimeouts(result.effects));

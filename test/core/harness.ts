@@ -69,7 +69,7 @@ export function restoredFrom(
     prevIndex: 0,
     prevTerm: 0,
     entries: entriesOfTerms(terms),
-    membership: { index: 0, membership: membershipOf(voters) },
+    memberships: [{ index: 0, membership: membershipOf(voters) }],
     appliedIndex: options.appliedIndex ?? 0,
   };
 }

@@ -1,0 +1,97 @@
+/** Observable state of a node: a current value, change listeners, and waiting on a condition. */
+import type { Membership, NodeId, Role } from "../core/types.ts";
+import { TimeoutError } from "./errors.ts";
+
+export interface ReplicationMetrics {
+  readonly matchIndex: number;
+  /** Entries the follower is behind the leader's last index. */
+  readonly lag: number;
+}
+
+export interface RaftMetrics {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leaderId: NodeId | null;
+  readonly lastLogIndex: number;
+  readonly commitIndex: number;
+  readonly lastApplied: number;
+  readonly membership: Membership;
+  /** On the leader: every other member's replication progress. Empty elsewhere. */
+  readonly replication: Readonly<Record<NodeId, ReplicationMetrics>>;
+  /** Set once the node stopped; `error` says why when it was not a shutdown. */
+  readonly stopped: boolean;
+  readonly error: Error | null;
+}
+
+export type MetricsListener = (metrics: RaftMetrics) => void;
+
+export class MetricsHub {
+  #current: RaftMetrics;
+  readonly #listeners = new Set<MetricsListener>();
+
+  constructor(initial: RaftMetrics) {
+    this.#current = initial;
+  }
+
+  get current(): RaftMetrics {
+    return this.#current;
+  }
+
+  /** Calls `listener` on every change; returns a function that unsubscribes. */
+  subscribe(listener: MetricsListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Resolves with the metrics once `predicate` holds (at once if it already does); rejects with
+   * a TimeoutError after `timeoutMs`.
+   */
+  waitFor(
+    predicate: (metrics: RaftMetrics) => boolean,
+    options: { timeoutMs: number; message?: string },
+  ): Promise<RaftMetrics> {
+    if (predicate(this.#current)) return Promise.resolve(this.#current);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        unsubscribe();
+        const what = options.message ?? "condition";
+        reject(
+          new TimeoutError(`${what} not met within ${options.timeoutMs} ms on ${this.#current.id}`),
+        );
+      }, options.timeoutMs);
+      const unsubscribe = this.subscribe((metrics) => {
+        if (!predicate(metrics)) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(metrics);
+      });
+    });
+  }
+
+  /** Publishes new metrics if anything a listener could observe changed. */
+  update(next: RaftMetrics): void {
+    if (sameMetrics(this.#current, next)) return;
+    this.#current = next;
+    for (const listener of [...this.#listeners]) listener(next);
+  }
+}
+
+function sameMetrics(a: RaftMetrics, b: RaftMetrics): boolean {
+  if (
+    a.role !== b.role ||
+    a.term !== b.term ||
+    a.leaderId !== b.leaderId ||
+    a.lastLogIndex !== b.lastLogIndex ||
+    a.commitIndex !== b.commitIndex ||
+    a.lastApplied !== b.lastApplied ||
+    a.membership !== b.membership ||
+    a.stopped !== b.stopped
+  ) {
+    return false;
+  }
+  const ka = Object.keys(a.replication);
+  if (ka.length !== Object.keys(b.replication).length) return false;
+  return ka.every((id) => a.replication[id]?.matchIndex === b.replication[id]?.matchIndex);
+}

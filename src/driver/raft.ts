@@ -1,0 +1,782 @@
+/**
+ * The driver: runs the pure core against a LogStore, a Network, a StateMachine and real timers,
+ * and gives applications a promise-based API.
+ *
+ * It owns one core state and one input queue. Inputs that arrive in the same turn of the event
+ * loop are stepped together and their effects executed as one batch: one LogStore write (the
+ * next batch collects while one is in flight, which is group commit), merged AppendEntries per
+ * peer, one timer reset per timer. No fixed delay is added anywhere.
+ */
+import { type RaftConfig, resolveConfig } from "../core/config.ts";
+import { activeConfig } from "../core/membership.ts";
+import { createState, type RaftState } from "../core/state.ts";
+import { step } from "../core/step.ts";
+import type {
+  Effect,
+  Entry,
+  Input,
+  Membership,
+  Message,
+  NodeId,
+  TimerName,
+} from "../core/types.ts";
+import type { Network, RequestMessage, ResponseMessage, RpcHandler } from "../net/network.ts";
+import type { LogStore } from "../storage/log-store.ts";
+import {
+  BackpressureError,
+  FatalError,
+  LeadershipLostError,
+  NotLeaderError,
+  ShutdownError,
+  TimeoutError,
+} from "./errors.ts";
+import { type LogFields, type Logger, type LogLevel, silentLogger } from "./logger.ts";
+import { MetricsHub, type RaftMetrics, type ReplicationMetrics } from "./metrics.ts";
+import { ApplyFailure, type ApplyResponse, type StateMachine } from "./state-machine.ts";
+import { WriteBatch } from "./write-batch.ts";
+
+/** Driver settings, beside the core's. Limits are named with their unit. */
+export interface DriverConfig {
+  /** Writes accepted but not yet applied; past it `write` rejects with BackpressureError. */
+  readonly maxPendingWrites: number;
+  /** Timeout of one RPC to a peer. */
+  readonly rpcTimeoutMs: number;
+  /** Default timeout of `ensureLinearizable`. */
+  readonly readTimeoutMs: number;
+}
+
+export type RaftOptionsConfig = Partial<RaftConfig & DriverConfig>;
+
+export interface RaftOptions {
+  readonly id: NodeId;
+  readonly config?: RaftOptionsConfig;
+  readonly logStore: LogStore;
+  readonly stateMachine: StateMachine;
+  readonly network: Network;
+  readonly logger?: Logger;
+  /** Seed of the core's election jitter (default: derived from the id). */
+  readonly seed?: number;
+}
+
+export interface WriteResult {
+  readonly index: number;
+  readonly response: Uint8Array;
+}
+
+interface PendingWrite {
+  readonly data: Uint8Array;
+  readonly resolve: (result: WriteResult) => void;
+  readonly reject: (error: Error) => void;
+  term: number;
+}
+
+interface PendingRead {
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+  /** Known once a quorum confirmed leadership: the read waits until applied reaches it. */
+  index: number;
+}
+
+interface QueuedInput {
+  readonly input: Input;
+  /** For a request from a peer: where its answer goes. */
+  readonly reply?: (response: ResponseMessage | null) => void;
+}
+
+interface HeldMessage {
+  readonly waitSeq: number;
+  readonly message: Message;
+  readonly reply: ((response: ResponseMessage | null) => void) | undefined;
+}
+
+const defaultDriverConfig: DriverConfig = {
+  maxPendingWrites: 65536,
+  rpcTimeoutMs: 2000,
+  readTimeoutMs: 5000,
+};
+
+const responseTypeOf: Record<RequestMessage["type"], ResponseMessage["type"] | null> = {
+  appendEntries: "appendEntriesResponse",
+  heartbeat: "heartbeatResponse",
+  requestVote: "requestVoteResponse",
+  timeoutNow: null,
+};
+
+export class Raft implements RpcHandler {
+  readonly id: NodeId;
+  readonly metrics: MetricsHub;
+  readonly #config: RaftConfig & DriverConfig;
+  readonly #store: LogStore;
+  readonly #machine: StateMachine;
+  readonly #network: Network;
+  readonly #logger: Logger;
+  readonly #seed: number | undefined;
+  #state: RaftState;
+  #started = false;
+  #stopped = false;
+  #fatal: Error | null = null;
+
+  // Inputs and the batch being built.
+  #queue: QueuedInput[] = [];
+  #drainScheduled = false;
+  #proposals: PendingWrite[] = [];
+  #reads: PendingRead[] = [];
+
+  // Requests in the core, by request id.
+  #nextRequestId = 1;
+  readonly #proposing = new Map<number, PendingWrite[]>();
+  readonly #reading = new Map<number, PendingRead[]>();
+  readonly #writesByIndex = new Map<number, PendingWrite>();
+  #pendingWriteCount = 0;
+  #readsWaitingApply: PendingRead[] = [];
+
+  // Storage: one write in flight, the next batch collecting meanwhile.
+  #batch = new WriteBatch();
+  #issuedSeq = 0;
+  #durableSeq = 0;
+  #writing: Promise<void> | null = null;
+  #held: HeldMessage[] = [];
+
+  // State machine: one apply in flight.
+  #applyQueue: Entry[][] = [];
+  #applying: Promise<void> | null = null;
+  #lastApplied = 0;
+
+  readonly #timers: Record<TimerName, ReturnType<typeof setTimeout> | undefined> = {
+    election: undefined,
+    heartbeat: undefined,
+  };
+  #closed!: (error: Error | null) => void;
+  /** Resolves when the node stops: with null after `shutdown`, with the error after a failure. */
+  readonly closed: Promise<Error | null>;
+
+  constructor(options: RaftOptions) {
+    this.id = options.id;
+    const { maxPendingWrites, rpcTimeoutMs, readTimeoutMs, ...core } = options.config ?? {};
+    this.#config = {
+      ...resolveConfig(core),
+      ...defaultDriverConfig,
+      ...definedOnly({ maxPendingWrites, rpcTimeoutMs, readTimeoutMs }),
+    };
+    this.#store = options.logStore;
+    this.#machine = options.stateMachine;
+    this.#network = options.network;
+    this.#logger = options.logger ?? silentLogger;
+    this.#seed = options.seed;
+    this.#state = createState({ id: this.id, config: core, seed: this.#seed });
+    this.metrics = new MetricsHub(this.#snapshotMetrics());
+    this.closed = new Promise((resolve) => {
+      this.#closed = resolve;
+    });
+  }
+
+  /** Loads the persisted state (a new store starts uninitialized) and starts the timers. */
+  async start(): Promise<void> {
+    if (this.#started) throw new Error("start() was already called");
+    this.#started = true;
+    const stored = await this.#store.load();
+    const applied = Math.max(await this.#machine.lastApplied(), stored.snapshotIndex);
+    if (applied > stored.lastIndex) {
+      throw new Error(
+        `state machine applied ${applied}, past the log's last index ${stored.lastIndex}`,
+      );
+    }
+    // The core needs every entry the state machine has not applied, and the term of the one before.
+    const tail =
+      applied < stored.lastIndex || applied > stored.snapshotIndex
+        ? await this.#store.entries(Math.max(applied, stored.snapshotIndex + 1), stored.lastIndex)
+        : [];
+    let prevIndex = stored.snapshotIndex;
+    let prevTerm = stored.snapshotTerm;
+    let entries: Entry[] = tail;
+    if (applied > stored.snapshotIndex) {
+      const prev = tail[0] as Entry;
+      prevIndex = prev.index;
+      prevTerm = prev.term;
+      entries = tail.slice(1);
+    }
+    this.#lastApplied = applied;
+    this.#state = createState({
+      id: this.id,
+      config: this.#state.config,
+      seed: this.#seed,
+      restored: {
+        hardState: stored.hardState,
+        snapshotIndex: stored.snapshotIndex,
+        snapshotTerm: stored.snapshotTerm,
+        prevIndex,
+        prevTerm,
+        entries,
+        memberships: stored.memberships,
+        appliedIndex: applied,
+      },
+    });
+    this.#log("info", "started", { lastIndex: stored.lastIndex, applied });
+    this.#enqueue({ input: { type: "start" } });
+  }
+
+  /**
+   * Forms a new cluster of `members` (node id → address). Calling it on every founding member
+   * with the same members is safe; on a node that already has a log or a term it rejects.
+   */
+  initialize(members: Readonly<Record<NodeId, string>>): Promise<void> {
+    const membership: Membership = {
+      voters: Object.keys(members),
+      learners: [],
+      addresses: { ...members },
+    };
+    return new Promise((resolve, reject) => {
+      if (!this.#checkRunning(reject)) return;
+      this.#initializeWaiters.push({ resolve, reject });
+      this.#enqueue({ input: { type: "initialize", membership } });
+    });
+  }
+  #initializeWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+
+  /**
+   * Replicates `data` and resolves once it is committed and applied, with its index and the
+   * state machine's response. Rejects with NotLeaderError on a follower, BackpressureError past
+   * maxPendingWrites, ApplyFailure if the state machine failed the command deterministically,
+   * LeadershipLostError if another leader's entry replaced it, ShutdownError or FatalError.
+   */
+  write(data: Uint8Array): Promise<WriteResult> {
+    return new Promise((resolve, reject) => {
+      if (!this.#checkRunning(reject)) return;
+      if (this.#state.role !== "leader") {
+        reject(this.#notLeader());
+        return;
+      }
+      if (this.#pendingWriteCount >= this.#config.maxPendingWrites) {
+        reject(
+          new BackpressureError(`${this.#pendingWriteCount} writes pending (maxPendingWrites)`),
+        );
+        return;
+      }
+      this.#pendingWriteCount++;
+      this.#proposals.push({ data, resolve, reject, term: 0 });
+      this.#scheduleDrain();
+    });
+  }
+
+  /**
+   * ReadIndex (thesis §6.4): resolves once this node has confirmed with a quorum that it is
+   * still the leader and has applied everything committed when the read arrived, so a read of
+   * the local state machine that follows is linearizable. Concurrent reads share one round.
+   */
+  ensureLinearizable(options: { timeoutMs?: number } = {}): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!this.#checkRunning(reject)) return;
+      if (this.#state.role !== "leader") {
+        reject(this.#notLeader());
+        return;
+      }
+      const timeoutMs = options.timeoutMs ?? this.#config.readTimeoutMs;
+      const read: PendingRead = {
+        resolve,
+        reject,
+        index: -1,
+        timer: setTimeout(() => {
+          this.#dropRead(read);
+          reject(new TimeoutError(`leadership not confirmed within ${timeoutMs} ms`));
+        }, timeoutMs),
+      };
+      this.#reads.push(read);
+      this.#scheduleDrain();
+    });
+  }
+
+  /** Runs `fn` after `ensureLinearizable()`: a linearizable read of the local state. */
+  async read<T>(fn: () => T | Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
+    await this.ensureLinearizable(options);
+    return fn();
+  }
+
+  /** Stops timers, rejects pending requests with ShutdownError and resolves when quiet. */
+  async shutdown(): Promise<void> {
+    this.#stop(null);
+    await this.#quiet();
+  }
+
+  /** RPC entry point for transports: steps an incoming request and resolves with the answer. */
+  handle(message: RequestMessage): Promise<ResponseMessage | null> {
+    return new Promise((resolve, reject) => {
+      if (!this.#checkRunning(reject)) return;
+      if (message.to !== this.id) {
+        reject(new Error(`message for ${message.to} delivered to ${this.id}`));
+        return;
+      }
+      this.#enqueue({ input: { type: "message", message }, reply: resolve });
+    });
+  }
+
+  /** The core's current state (read-only; for tests, metrics and debugging). */
+  get state(): RaftState {
+    return this.#state;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The loop: inputs → step → effects.
+
+  #enqueue(queued: QueuedInput): void {
+    this.#queue.push(queued);
+    this.#scheduleDrain();
+  }
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled || this.#stopped) return;
+    this.#drainScheduled = true;
+    queueMicrotask(() => this.#drain());
+  }
+
+  #drain(): void {
+    this.#drainScheduled = false;
+    if (this.#stopped) return;
+    const queue = this.#queue;
+    this.#queue = [];
+    // Every write and read of this turn becomes one input: one append, one confirmation round.
+    if (this.#proposals.length > 0) {
+      const requestId = this.#nextRequestId++;
+      this.#proposing.set(requestId, this.#proposals);
+      queue.push({
+        input: { type: "propose", requestId, commands: this.#proposals.map((p) => p.data) },
+      });
+      this.#proposals = [];
+    }
+    if (this.#reads.length > 0) {
+      const requestId = this.#nextRequestId++;
+      this.#reading.set(requestId, this.#reads);
+      queue.push({ input: { type: "readIndex", requestId } });
+      this.#reads = [];
+    }
+    const effects: Effect[] = [];
+    const replies: { effect: Effect | null; reply: (r: ResponseMessage | null) => void }[] = [];
+    try {
+      for (const { input, reply } of queue) {
+        const result = step(this.#state, input);
+        this.#state = result.state;
+        const start = effects.length;
+        for (const effect of result.effects) effects.push(effect);
+        if (reply && input.type === "message") {
+          replies.push({ effect: findReply(effects, start, input.message), reply });
+        }
+      }
+    } catch (error) {
+      this.#stop(asError(error));
+      return;
+    }
+    this.#execute(effects, replies);
+    this.#publishMetrics();
+  }
+
+  #execute(
+    effects: readonly Effect[],
+    replies: readonly { effect: Effect | null; reply: (r: ResponseMessage | null) => void }[],
+  ): void {
+    const replyOf = new Map<Effect, (r: ResponseMessage | null) => void>();
+    for (const { effect, reply } of replies) {
+      if (effect) replyOf.set(effect, reply);
+      else reply(null);
+    }
+    const outbox = new Map<NodeId, Message[]>();
+    const armed = new Map<TimerName, Extract<Effect, { type: "armTimer" }> | null>();
+    for (const effect of effects) {
+      switch (effect.type) {
+        case "saveHardState":
+        case "truncateLog":
+        case "appendLog":
+          this.#batch.add(effect);
+          this.#issuedSeq++;
+          break;
+        case "send": {
+          const reply = replyOf.get(effect);
+          if (effect.afterPersist && this.#issuedSeq > this.#durableSeq) {
+            this.#held.push({ waitSeq: this.#issuedSeq, message: effect.message, reply });
+          } else if (reply) {
+            reply(effect.message as ResponseMessage);
+          } else {
+            queueMessage(outbox, effect.message);
+          }
+          break;
+        }
+        case "apply":
+          this.#applyQueue.push(effect.entries as Entry[]);
+          break;
+        case "armTimer":
+          armed.set(effect.timer, effect);
+          break;
+        case "cancelTimer":
+          armed.set(effect.timer, null);
+          break;
+        case "loadEntries":
+          this.#loadEntries(effect.peer, effect.fromIndex, effect.toIndex);
+          break;
+        case "proposalAccepted":
+          this.#accepted(effect.requestId, effect.firstIndex, effect.term);
+          break;
+        case "proposalRejected":
+          this.#rejectProposal(effect.requestId, this.#notLeader());
+          break;
+        case "readIndexReady":
+          this.#readConfirmed(effect.requestId, effect.index);
+          break;
+        case "readIndexRejected":
+          this.#rejectReads(effect.requestId, this.#notLeader());
+          break;
+        case "initializeRejected":
+          for (const w of this.#initializeWaiters.splice(0))
+            w.reject(new Error(`initialize: ${effect.reason}`));
+          break;
+        case "roleChanged":
+          this.#log("info", "role changed", { leader: effect.leaderId });
+          break;
+      }
+    }
+    for (const w of this.#initializeWaiters.splice(0)) w.resolve();
+    for (const [timer, effect] of armed) this.#setTimer(timer, effect);
+    for (const [peer, messages] of outbox)
+      for (const m of messages) this.#send(peer, m as RequestMessage);
+    this.#flushWrites();
+    this.#flushApplies();
+  }
+
+  #setTimer(timer: TimerName, effect: Extract<Effect, { type: "armTimer" }> | null): void {
+    clearTimeout(this.#timers[timer]);
+    this.#timers[timer] = undefined;
+    if (!effect) return;
+    const { generation } = effect;
+    this.#timers[timer] = setTimeout(() => {
+      this.#timers[timer] = undefined;
+      this.#enqueue({ input: { type: "timeout", timer, generation } });
+    }, effect.afterMs);
+  }
+
+  #send(peer: NodeId, message: RequestMessage): void {
+    const address = activeConfig(this.#state.configs).membership.addresses[peer] ?? "";
+    this.#network.send(peer, address, message, this.#config.rpcTimeoutMs).then(
+      (response) => {
+        if (response && !this.#stopped)
+          this.#enqueue({ input: { type: "message", message: response } });
+      },
+      (error: unknown) => {
+        if (this.#stopped) return;
+        this.#log("debug", "peer unreachable", { peer, error: String(error) });
+        this.#enqueue({ input: { type: "unreachable", peer } });
+      },
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Storage.
+
+  #flushWrites(): void {
+    if (this.#writing || this.#batch.empty || this.#stopped) return;
+    const batch = this.#batch;
+    const seq = this.#issuedSeq;
+    this.#batch = new WriteBatch();
+    this.#writing = this.#store.write(batch.toWrite()).then(
+      () => {
+        this.#writing = null;
+        if (this.#stopped) return;
+        this.#durableSeq = seq;
+        const last = batch.entries[batch.entries.length - 1];
+        if (last)
+          this.#enqueue({ input: { type: "persisted", index: last.index, term: last.term } });
+        this.#releaseHeld();
+        this.#flushWrites();
+      },
+      (error: unknown) => {
+        this.#writing = null;
+        this.#stop(new FatalError("log store write failed", { cause: error }));
+      },
+    );
+  }
+
+  /** Messages that waited for durability leave in the order they were emitted. */
+  #releaseHeld(): void {
+    let released = 0;
+    const outbox = new Map<NodeId, Message[]>();
+    for (const held of this.#held) {
+      if (held.waitSeq > this.#durableSeq) break;
+      released++;
+      if (held.reply) held.reply(held.message as ResponseMessage);
+      else queueMessage(outbox, held.message);
+    }
+    if (released > 0) this.#held = this.#held.slice(released);
+    for (const [peer, messages] of outbox)
+      for (const m of messages) this.#send(peer, m as RequestMessage);
+  }
+
+  #loadEntries(peer: NodeId, fromIndex: number, toIndex: number): void {
+    this.#store.entries(fromIndex, toIndex).then(
+      (entries) => this.#enqueue({ input: { type: "entriesLoaded", peer, entries } }),
+      (error: unknown) => this.#stop(new FatalError("log store read failed", { cause: error })),
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The state machine.
+
+  #flushApplies(): void {
+    if (this.#applying || this.#applyQueue.length === 0 || this.#stopped) return;
+    const entries =
+      this.#applyQueue.length === 1 ? (this.#applyQueue[0] as Entry[]) : this.#applyQueue.flat();
+    this.#applyQueue = [];
+    this.#applying = (async () => {
+      let responses: ApplyResponse[];
+      try {
+        responses = await this.#machine.apply(entries);
+        if (responses.length !== entries.length) {
+          throw new Error(
+            `state machine returned ${responses.length} responses for ${entries.length} entries`,
+          );
+        }
+      } catch (error) {
+        // A non-deterministic failure: replicas may have diverged, so this node must stop.
+        this.#applying = null;
+        this.#stop(new FatalError("state machine failed", { cause: error }));
+        return;
+      }
+      this.#applying = null;
+      if (this.#stopped) return;
+      this.#applied(entries, responses);
+      this.#flushApplies();
+    })();
+  }
+
+  #applied(entries: readonly Entry[], responses: readonly ApplyResponse[]): void {
+    entries.forEach((entry, i) => {
+      const pending = this.#writesByIndex.get(entry.index);
+      if (!pending) return;
+      this.#writesByIndex.delete(entry.index);
+      this.#pendingWriteCount--;
+      const response = responses[i] as ApplyResponse;
+      if (pending.term !== entry.term) {
+        pending.reject(
+          new LeadershipLostError(`entry ${entry.index} was replaced by a newer leader`),
+        );
+      } else if (response instanceof ApplyFailure) {
+        pending.reject(response);
+      } else {
+        pending.resolve({ index: entry.index, response });
+      }
+    });
+    const last = entries[entries.length - 1] as Entry;
+    this.#lastApplied = last.index;
+    this.#enqueue({ input: { type: "applied", index: last.index } });
+    this.#resolveReadsUpTo(last.index);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Requests.
+
+  #accepted(requestId: number, firstIndex: number, term: number): void {
+    const writes = this.#proposing.get(requestId);
+    if (!writes) return;
+    this.#proposing.delete(requestId);
+    writes.forEach((write, i) => {
+      write.term = term;
+      this.#writesByIndex.set(firstIndex + i, write);
+    });
+  }
+
+  #rejectProposal(requestId: number, error: Error): void {
+    const writes = this.#proposing.get(requestId) ?? [];
+    this.#proposing.delete(requestId);
+    this.#pendingWriteCount -= writes.length;
+    for (const write of writes) write.reject(error);
+  }
+
+  #readConfirmed(requestId: number, index: number): void {
+    const reads = this.#reading.get(requestId) ?? [];
+    this.#reading.delete(requestId);
+    for (const read of reads) {
+      read.index = index;
+      this.#readsWaitingApply.push(read);
+    }
+    this.#resolveReadsUpTo(this.#lastApplied);
+  }
+
+  #resolveReadsUpTo(applied: number): void {
+    if (this.#readsWaitingApply.length === 0) return;
+    const waiting: PendingRead[] = [];
+    for (const read of this.#readsWaitingApply) {
+      if (read.index <= applied) {
+        clearTimeout(read.timer);
+        read.resolve();
+      } else {
+        waiting.push(read);
+      }
+    }
+    this.#readsWaitingApply = waiting;
+  }
+
+  #rejectReads(requestId: number, error: Error): void {
+    for (const read of this.#reading.get(requestId) ?? []) {
+      clearTimeout(read.timer);
+      read.reject(error);
+    }
+    this.#reading.delete(requestId);
+  }
+
+  #dropRead(read: PendingRead): void {
+    this.#reads = this.#reads.filter((r) => r !== read);
+    this.#readsWaitingApply = this.#readsWaitingApply.filter((r) => r !== read);
+    for (const [id, reads] of this.#reading) {
+      if (reads.includes(read))
+        this.#reading.set(
+          id,
+          reads.filter((r) => r !== read),
+        );
+    }
+  }
+
+  #notLeader(): NotLeaderError {
+    const leaderId = this.#state.leaderId;
+    const addresses = activeConfig(this.#state.configs).membership.addresses;
+    return new NotLeaderError(leaderId, leaderId ? (addresses[leaderId] ?? null) : null);
+  }
+
+  #checkRunning(reject: (error: Error) => void): boolean {
+    if (!this.#stopped && this.#started) return true;
+    if (!this.#started) reject(new Error("the node has not been started"));
+    else reject(this.#fatal ?? new ShutdownError("the node has shut down"));
+    return false;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stopping.
+
+  /** Stops the node: no further steps, messages or acknowledgements. */
+  #stop(fatal: Error | null): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#fatal = fatal;
+    if (fatal)
+      this.#log("error", "node stopped", { error: String(fatal), cause: String(fatal.cause) });
+    for (const timer of Object.values(this.#timers)) clearTimeout(timer);
+    const error = fatal ?? new ShutdownError("the node has shut down");
+    const writes = [
+      ...this.#proposals,
+      ...[...this.#proposing.values()].flat(),
+      ...this.#writesByIndex.values(),
+    ];
+    const reads = [
+      ...this.#reads,
+      ...[...this.#reading.values()].flat(),
+      ...this.#readsWaitingApply,
+    ];
+    this.#proposals = [];
+    this.#proposing.clear();
+    this.#writesByIndex.clear();
+    this.#pendingWriteCount = 0;
+    this.#reads = [];
+    this.#reading.clear();
+    this.#readsWaitingApply = [];
+    for (const write of writes) write.reject(error);
+    for (const read of reads) {
+      clearTimeout(read.timer);
+      read.reject(error);
+    }
+    for (const held of this.#held) held.reply?.(null);
+    this.#held = [];
+    this.#queue = [];
+    this.#publishMetrics();
+    this.#closed(fatal);
+  }
+
+  async #quiet(): Promise<void> {
+    await Promise.allSettled([this.#writing, this.#applying]);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Metrics and logging.
+
+  #publishMetrics(): void {
+    this.metrics.update(this.#snapshotMetrics());
+  }
+
+  #snapshotMetrics(): RaftMetrics {
+    const s = this.#state;
+    const replication: Record<NodeId, ReplicationMetrics> = {};
+    for (const [id, pr] of s.progress) {
+      replication[id] = { matchIndex: pr.match, lag: s.log.lastIndex - pr.match };
+    }
+    return {
+      id: this.id,
+      role: s.role,
+      term: s.term,
+      leaderId: s.leaderId,
+      lastLogIndex: s.log.lastIndex,
+      commitIndex: s.commitIndex,
+      lastApplied: this.#lastApplied,
+      membership: activeConfig(s.configs).membership,
+      replication,
+      stopped: this.#stopped,
+      error: this.#fatal,
+    };
+  }
+
+  #log(level: LogLevel, message: string, fields: LogFields): void {
+    this.#logger.log(level, message, {
+      node: this.id,
+      role: this.#state.role,
+      term: this.#state.term,
+      ...fields,
+    });
+  }
+}
+
+/** The answer the core gave to `request`, among the effects from `start` on. */
+function findReply(effects: readonly Effect[], start: number, request: Message): Effect | null {
+  const type = responseTypeOf[request.type as RequestMessage["type"]];
+  if (!type) return null;
+  for (let i = start; i < effects.length; i++) {
+    const effect = effects[i] as Effect;
+    if (
+      effect.type === "send" &&
+      effect.message.to === request.from &&
+      effect.message.type === type
+    ) {
+      return effect;
+    }
+  }
+  return null;
+}
+
+/**
+ * Queues a request for its peer, merging an AppendEntries that continues the previous one into
+ * it: one message per peer per batch. The follower's single answer acknowledges both.
+ */
+function queueMessage(outbox: Map<NodeId, Message[]>, message: Message): void {
+  let messages = outbox.get(message.to);
+  if (!messages) {
+    messages = [];
+    outbox.set(message.to, messages);
+  }
+  const last = messages[messages.length - 1];
+  if (
+    last?.type === "appendEntries" &&
+    message.type === "appendEntries" &&
+    last.term === message.term &&
+    last.prevLogIndex + last.entries.length === message.prevLogIndex
+  ) {
+    messages[messages.length - 1] = {
+      ...last,
+      entries: [...last.entries, ...message.entries],
+      leaderCommit: Math.max(last.leaderCommit, message.leaderCommit),
+    };
+    return;
+  }
+  messages.push(message);
+}
+
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(values).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
