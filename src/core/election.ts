@@ -6,6 +6,7 @@ import {
   membership,
   resetElectionTimer,
   send,
+  setProgress,
   setTermAndVote,
 } from "./context.ts";
 import { isUpToDate } from "./log.ts";
@@ -114,10 +115,9 @@ export function checkQuorum(c: Ctx): void {
       becomeFollower(c, c.s.term, null);
       return;
     }
-    const progress = new Map(c.s.progress);
-    for (const [id, pr] of progress)
-      if (pr.recentActive) progress.set(id, { ...pr, recentActive: false });
-    c.s.progress = progress;
+    for (const [id, pr] of c.s.progress) {
+      if (pr.recentActive) setProgress(c, id, { ...pr, recentActive: false });
+    }
   }
   armCheckQuorumTimer(c);
 }

@@ -89,7 +89,7 @@ export function append(log: RaftLog, entries: readonly Entry[]): RaftLog {
     offset = log.baseIndex + 1;
   }
   for (const entry of entries) buffer.push(entry);
-  return { ...log, buffer, offset, lastIndex: last.index, lastTerm: last.term };
+  return withLog(log, buffer, offset, log.baseIndex, log.baseTerm, last.index, last.term);
 }
 
 /** Removes every entry with index >= fromIndex; they must be inside the window. */
@@ -99,7 +99,7 @@ export function truncate(log: RaftLog, fromIndex: number): RaftLog {
   if (fromIndex <= log.baseIndex || lastTerm === undefined) {
     throw new Error(`cannot truncate at ${fromIndex}: below the window ${log.baseIndex + 1}`);
   }
-  return { ...log, lastIndex: fromIndex - 1, lastTerm };
+  return withLog(log, log.buffer, log.offset, log.baseIndex, log.baseTerm, fromIndex - 1, lastTerm);
 }
 
 /** Drops entries up to and including `index` from the window (they stay in storage). */
@@ -113,7 +113,7 @@ export function forget(log: RaftLog, index: number): RaftLog {
     buffer = buffer.slice(index + 1 - offset, log.lastIndex + 1 - offset);
     offset = index + 1;
   }
-  return { ...log, buffer, offset, baseIndex: index, baseTerm };
+  return withLog(log, buffer, offset, index, baseTerm, log.lastIndex, log.lastTerm);
 }
 
 /** (lastLogTerm, lastLogIndex) of a candidate is at least as up to date as ours (§5.4.1). */
@@ -126,4 +126,26 @@ export function isUpToDate(log: RaftLog, lastLogTerm: number, lastLogIndex: numb
 /** Rough payload size of an entry, for batch limits. */
 export function entryBytes(entry: Entry): number {
   return entry.kind === "command" ? entry.data.byteLength + 24 : 64;
+}
+
+/** A new log value, written out field by field (hot path: see newCtx in context.ts). */
+function withLog(
+  log: RaftLog,
+  buffer: Entry[],
+  offset: number,
+  baseIndex: number,
+  baseTerm: number,
+  lastIndex: number,
+  lastTerm: number,
+): RaftLog {
+  return {
+    buffer,
+    offset,
+    baseIndex,
+    baseTerm,
+    lastIndex,
+    lastTerm,
+    snapshotIndex: log.snapshotIndex,
+    snapshotTerm: log.snapshotTerm,
+  };
 }

@@ -10,7 +10,17 @@ export type VoteResult = "won" | "lost" | "pending";
 export function majorityIndex(voters: readonly NodeId[], indexOf: (id: NodeId) => number): number {
   const n = voters.length;
   if (n === 0) return Number.POSITIVE_INFINITY;
-  const indices = voters.map(indexOf).sort((a, b) => b - a);
+  // Insertion sort, descending: clusters are small and this runs on every acknowledgement.
+  const indices: number[] = [];
+  for (const id of voters) {
+    const value = indexOf(id);
+    let i = indices.length;
+    while (i > 0 && (indices[i - 1] as number) < value) {
+      indices[i] = indices[i - 1] as number;
+      i--;
+    }
+    indices[i] = value;
+  }
   // With indices sorted descending, the (n/2+1)-th is reached by a majority.
   return indices[n >> 1] as number;
 }

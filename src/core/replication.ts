@@ -1,6 +1,6 @@
 /** Log replication, leader side (§5.3): flow-controlled AppendEntries, acknowledgements, commit. */
-import { type Ctx, commitTo, membership, send } from "./context.ts";
-import { entryBytes, slice, termAt } from "./log.ts";
+import { type Ctx, commitTo, membership, send, setProgress } from "./context.ts";
+import { entryAt, entryBytes, slice, termAt } from "./log.ts";
 import {
   acknowledge,
   canSend,
@@ -12,12 +12,6 @@ import {
 import { committedIndex } from "./quorum.ts";
 import { confirmReads, startWaitingReads } from "./read-index.ts";
 import type { AppendEntriesResponse, Entry, HeartbeatResponse, NodeId } from "./types.ts";
-
-function setProgress(c: Ctx, peer: NodeId, pr: Progress): void {
-  const progress = new Map(c.s.progress);
-  progress.set(peer, pr);
-  c.s.progress = progress;
-}
 
 export function broadcastAppend(c: Ctx): void {
   for (const peer of c.s.progress.keys()) sendAppend(c, peer);
@@ -35,7 +29,7 @@ export function sendAppend(c: Ctx, peer: NodeId): void {
       requestEntries(c, peer, pr);
       return;
     }
-    const last = batchEnd(c, pr.next, log.lastIndex, (i) => slice(log, i, i)[0] as Entry);
+    const last = batchEnd(c, pr.next, log.lastIndex, (i) => entryAt(log, i) as Entry);
     const entries = last >= pr.next ? slice(log, pr.next, last) : [];
     transmit(c, peer, pr, prevIndex, termAt(log, prevIndex) as number, entries);
     if (pr.state === "probe") return;

@@ -9,6 +9,7 @@ import {
   armHeartbeatTimer,
   type Ctx,
   canCampaign,
+  newCtx,
   resetElectionTimer,
   send,
   trimWindow,
@@ -37,7 +38,7 @@ export interface StepResult {
 }
 
 export function step(state: RaftState, input: Input): StepResult {
-  const c: Ctx = { s: { ...state }, effects: [] };
+  const c = newCtx(state);
   switch (input.type) {
     case "start":
       if (c.s.role !== "leader") resetElectionTimer(c);
