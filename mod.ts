@@ -1,1 +1,32 @@
+/**
+ * Keel: a Raft consensus library for Node, Bun and Deno.
+ *
+ * - The pure core: `createState`, `step` and their types (see docs/core.md).
+ * - The driver: `Raft`, which runs the core against a LogStore, a Network and a StateMachine.
+ * - Memory implementations of LogStore and Network for tests and in-process use.
+ */
 export * from "./src/core/mod.ts";
+export {
+  BackpressureError,
+  FatalError,
+  LeadershipLostError,
+  NotLeaderError,
+  ShutdownError,
+  TimeoutError,
+} from "./src/driver/errors.ts";
+export type { LogFields, Logger, LogLevel } from "./src/driver/logger.ts";
+export { consoleLogger, silentLogger } from "./src/driver/logger.ts";
+export type { MetricsListener, RaftMetrics, ReplicationMetrics } from "./src/driver/metrics.ts";
+export type {
+  DriverConfig,
+  RaftOptions,
+  RaftOptionsConfig,
+  WriteResult,
+} from "./src/driver/raft.ts";
+export { Raft } from "./src/driver/raft.ts";
+export type { ApplyResponse, StateMachine } from "./src/driver/state-machine.ts";
+export { ApplyFailure } from "./src/driver/state-machine.ts";
+export { MemoryNetwork, NetworkError } from "./src/net/memory.ts";
+export type { Network, RequestMessage, ResponseMessage, RpcHandler } from "./src/net/network.ts";
+export type { LogStore, LogWrite, StoredState } from "./src/storage/log-store.ts";
+export { MemoryLogStore } from "./src/storage/memory.ts";

@@ -1,0 +1,198 @@
+/** Whole `Raft` nodes in one process on the memory network and memory stores. */
+import type { Entry, NodeId } from "../../src/core/types.ts";
+import type { RaftMetrics } from "../../src/driver/metrics.ts";
+import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
+import {
+  ApplyFailure,
+  type ApplyResponse,
+  type StateMachine,
+} from "../../src/driver/state-machine.ts";
+import { MemoryNetwork } from "../../src/net/memory.ts";
+import { MemoryLogStore } from "../../src/storage/memory.ts";
+
+export const testConfig: RaftOptionsConfig = {
+  electionTimeoutMinMs: 150,
+  electionTimeoutMaxMs: 300,
+  heartbeatIntervalMs: 30,
+  rpcTimeoutMs: 200,
+  readTimeoutMs: 2000,
+};
+
+export const waitMs = 10_000;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function bytes(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+export function text(data: Uint8Array): string {
+  return decoder.decode(data);
+}
+
+/**
+ * Records every applied command in order and answers with "ok:<command>". A command starting
+ * with "fail" fails deterministically; "crash" throws (a non-deterministic failure).
+ */
+export class RecordingStateMachine implements StateMachine {
+  readonly applied: string[] = [];
+  lastIndex = 0;
+
+  apply(entries: readonly Entry[]): ApplyResponse[] {
+    return entries.map((entry) => {
+      this.lastIndex = entry.index;
+      if (entry.kind !== "command") return new Uint8Array();
+      const command = text(entry.data);
+      if (command === "crash") throw new Error("state machine crashed");
+      if (command.startsWith("fail")) return new ApplyFailure(`refused ${command}`);
+      this.applied.push(command);
+      return bytes(`ok:${command}`);
+    });
+  }
+
+  lastApplied(): number {
+    return 0; // keeps nothing across restarts: the log is replayed
+  }
+}
+
+export interface TestNode {
+  readonly id: NodeId;
+  readonly address: string;
+  raft: Raft;
+  store: MemoryLogStore;
+  machine: RecordingStateMachine;
+}
+
+export class TestCluster {
+  readonly network: MemoryNetwork;
+  readonly nodes = new Map<NodeId, TestNode>();
+
+  constructor(
+    readonly ids: readonly NodeId[],
+    readonly config: RaftOptionsConfig = testConfig,
+    seed = 1,
+  ) {
+    this.network = new MemoryNetwork({ seed });
+    for (const id of ids) {
+      const store = new MemoryLogStore();
+      this.nodes.set(id, this.#create(id, store));
+    }
+  }
+
+  static async started(ids: readonly NodeId[], config?: RaftOptionsConfig): Promise<TestCluster> {
+    const cluster = new TestCluster(ids, config);
+    await cluster.startAll();
+    return cluster;
+  }
+
+  #create(id: NodeId, store: MemoryLogStore): TestNode {
+    const machine = new RecordingStateMachine();
+    const address = `mem://${id}`;
+    const raft = new Raft({
+      id,
+      config: this.config,
+      logStore: store,
+      stateMachine: machine,
+      network: this.network.endpoint(id),
+    });
+    return { id, address, raft, store, machine };
+  }
+
+  node(id: NodeId): TestNode {
+    const node = this.nodes.get(id);
+    if (!node) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  get members(): Record<NodeId, string> {
+    return Object.fromEntries(this.ids.map((id) => [id, `mem://${id}`]));
+  }
+
+  async startAll(): Promise<void> {
+    for (const node of this.nodes.values()) await this.start(node.id);
+  }
+
+  async start(id: NodeId): Promise<void> {
+    const node = this.node(id);
+    this.network.register(node.address, node.raft);
+    await node.raft.start();
+  }
+
+  async initializeAll(): Promise<void> {
+    const members = this.members;
+    await Promise.all([...this.nodes.values()].map((n) => n.raft.initialize(members)));
+  }
+
+  /** Stops a node (its store keeps what it persisted) and starts a fresh one on that store. */
+  async restart(id: NodeId): Promise<void> {
+    await this.stop(id);
+    const old = this.node(id);
+    this.nodes.set(id, this.#create(id, old.store));
+    await this.start(id);
+  }
+
+  async stop(id: NodeId): Promise<void> {
+    const node = this.node(id);
+    this.network.unregister(node.address);
+    await node.raft.shutdown();
+  }
+
+  async shutdown(): Promise<void> {
+    for (const node of this.nodes.values()) {
+      this.network.unregister(node.address);
+      await node.raft.shutdown();
+    }
+    this.network.close();
+  }
+
+  running(): TestNode[] {
+    return [...this.nodes.values()].filter((n) => !n.raft.metrics.current.stopped);
+  }
+
+  /** Waits until the running nodes (or `among`) agree on one leader, and returns it. */
+  async leader(among: readonly NodeId[] = this.running().map((n) => n.id)): Promise<TestNode> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const metrics = among.map((id) => this.node(id).raft.metrics.current);
+      const leaders = metrics.filter((m) => m.role === "leader");
+      const leader = leaders[0];
+      if (
+        leaders.length === 1 &&
+        leader &&
+        metrics.every((m) => m.leaderId === leader.id && m.term === leader.term)
+      ) {
+        return this.node(leader.id);
+      }
+      if (Date.now() > deadline) throw new Error(`no agreed leader among ${among.join(",")}`);
+      await this.#changed(among);
+    }
+  }
+
+  /** Waits until every node in `ids` satisfies `predicate`. */
+  async waitAll(
+    ids: readonly NodeId[],
+    predicate: (m: RaftMetrics) => boolean,
+    message: string,
+  ): Promise<void> {
+    await Promise.all(
+      ids.map((id) =>
+        this.node(id).raft.metrics.waitFor(predicate, { timeoutMs: waitMs, message }),
+      ),
+    );
+  }
+
+  /** Resolves on the next metrics change of any of `ids` (or after a heartbeat period). */
+  #changed(ids: readonly NodeId[]): Promise<void> {
+    return new Promise((resolve) => {
+      const unsubscribes: (() => void)[] = [];
+      const done = () => {
+        clearTimeout(timer);
+        for (const unsubscribe of unsubscribes) unsubscribe();
+        resolve();
+      };
+      const timer = setTimeout(done, 50);
+      for (const id of ids) unsubscribes.push(this.node(id).raft.metrics.subscribe(done));
+    });
+  }
+}
