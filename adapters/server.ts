@@ -1,0 +1,20 @@
+/** What every runtime adapter's `serve` returns. Runtime-free, shared by the three adapters. */
+export interface Server {
+  readonly hostname: string;
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** Stops accepting connections, closes open ones and resolves when the server is down. */
+  close(): Promise<void>;
+}
+
+/** Anything with a Fetch-API handler, such as a Hono app. */
+export interface FetchApp {
+  fetch(request: Request): Response | Promise<Response>;
+}
+
+export interface ServeOptions {
+  /** Default 127.0.0.1. */
+  readonly hostname?: string;
+  /** Default 0: any free port. */
+  readonly port?: number;
+}
