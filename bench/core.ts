@@ -183,7 +183,15 @@ class Cluster {
         return;
       case "appendLog": {
         const last = e.entries[e.entries.length - 1];
-        if (last) this.queue.push(node, { type: "persisted", index: last.index, term: last.term });
+        if (last) {
+          const input: Input = {
+            type: "persisted",
+            index: last.index,
+            term: last.term,
+            epoch: e.epoch,
+          };
+          this.queue.push(node, input);
+        }
         return;
       }
       case "apply": {

@@ -41,6 +41,7 @@ export function newCtx(state: RaftState): Ctx {
     log: state.log,
     commitIndex: state.commitIndex,
     persistedIndex: state.persistedIndex,
+    logEpoch: state.logEpoch,
     applyingIndex: state.applyingIndex,
     appliedIndex: state.appliedIndex,
     configs: state.configs,
@@ -142,7 +143,7 @@ export function appendToLog(c: Ctx, entries: readonly Entry[]): void {
     configs.push({ index: entry.index, membership: entry.membership });
   }
   if (configs) setConfigs(c, configs);
-  c.effects.push({ type: "appendLog", entries });
+  c.effects.push({ type: "appendLog", entries, epoch: c.s.logEpoch });
 }
 
 /** Removes the entries from `fromIndex` on; a committed entry is never removed (§5.3, §5.4). */
@@ -154,6 +155,7 @@ export function truncateLog(c: Ctx, fromIndex: number): void {
   }
   c.s.log = raftLog.truncate(c.s.log, fromIndex);
   c.s.persistedIndex = Math.min(c.s.persistedIndex, fromIndex - 1);
+  c.s.logEpoch++;
   if (c.s.configs.some((entry) => entry.index >= fromIndex)) {
     setConfigs(c, truncateConfigs(c.s.configs, fromIndex));
   }

@@ -21,6 +21,11 @@ export interface RaftState {
   readonly commitIndex: number;
   /** Every entry up to here is durable in local storage. */
   readonly persistedIndex: number;
+  /**
+   * Truncations so far. A `persisted` report from an earlier epoch is ignored: an entry with the
+   * same index and term may have been truncated and appended again since, not yet durable.
+   */
+  readonly logEpoch: number;
   /** Highest index handed to the state machine with an `apply` effect. */
   readonly applyingIndex: number;
   /** Highest index the state machine reported applied. */
@@ -107,6 +112,7 @@ export function createState(options: CreateOptions): RaftState {
     log,
     commitIndex: applied,
     persistedIndex: log.lastIndex,
+    logEpoch: 0,
     applyingIndex: applied,
     appliedIndex: applied,
     configs,

@@ -60,7 +60,7 @@ export function step(state: RaftState, input: Input): StepResult {
       handleReadIndex(c, input.requestId);
       break;
     case "persisted":
-      onPersisted(c, input.index, input.term);
+      if (input.epoch === c.s.logEpoch) onPersisted(c, input.index, input.term);
       break;
     case "applied":
       if (input.index > c.s.applyingIndex)

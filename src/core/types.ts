@@ -159,7 +159,13 @@ export type Input =
   /** Form a new cluster with this membership. Safe to give every founding member the same one. */
   | { readonly type: "initialize"; readonly membership: Membership }
   /** Storage finished every write up to and including the entry (index, term). */
-  | { readonly type: "persisted"; readonly index: number; readonly term: number }
+  | {
+      readonly type: "persisted";
+      readonly index: number;
+      readonly term: number;
+      /** The `epoch` of the appendLog that wrote this entry. */
+      readonly epoch: number;
+    }
   /** The state machine applied every entry up to `index`. */
   | { readonly type: "applied"; readonly index: number }
   /** Answer to a `loadEntries` effect: entries fromIndex..toIndex read from storage. */
@@ -186,7 +192,8 @@ export type Effect =
   /** Delete every entry with index >= fromIndex. */
   | { readonly type: "truncateLog"; readonly fromIndex: number }
   /** Append entries directly after the current last entry. */
-  | { readonly type: "appendLog"; readonly entries: readonly Entry[] }
+  /** `epoch` counts the truncations before this append; `persisted` echoes it. */
+  | { readonly type: "appendLog"; readonly entries: readonly Entry[]; readonly epoch: number }
   | { readonly type: "send"; readonly message: Message; readonly afterPersist: boolean }
   /** Give these committed, durable entries to the state machine, in order. */
   | { readonly type: "apply"; readonly entries: readonly Entry[] }

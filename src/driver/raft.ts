@@ -480,8 +480,10 @@ export class Raft implements RpcHandler {
         if (this.#stopped) return;
         this.#durableSeq = seq;
         const last = batch.entries[batch.entries.length - 1];
-        if (last)
-          this.#enqueue({ input: { type: "persisted", index: last.index, term: last.term } });
+        if (last) {
+          const { index, term } = last;
+          this.#enqueue({ input: { type: "persisted", index, term, epoch: batch.epoch } });
+        }
         this.#releaseHeld();
         this.#flushWrites();
       },

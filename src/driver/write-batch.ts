@@ -9,6 +9,8 @@ export class WriteBatch {
   hardState: HardState | undefined;
   truncateFrom: number | undefined;
   entries: Entry[] = [];
+  /** Epoch of the latest append: what `persisted` must echo. */
+  epoch = 0;
 
   get empty(): boolean {
     return (
@@ -23,6 +25,7 @@ export class WriteBatch {
         break;
       case "appendLog":
         for (const entry of effect.entries) this.entries.push(entry);
+        this.epoch = effect.epoch;
         break;
       case "truncateLog": {
         const first = this.entries[0]?.index;

@@ -56,7 +56,7 @@ function leader(): RaftState {
       preVote: false,
       granted: true,
     }),
-    { type: "persisted", index: 2, term: 2 },
+    { type: "persisted", index: 2, term: 2, epoch: 0 },
     ack("c", 2),
   );
   assert.equal(state.role, "leader");
@@ -185,7 +185,7 @@ describe("effects ordering: the leader appends in parallel (thesis §10.2.1)", (
     assert.equal(acked.state.commitIndex, 2);
     assert.deepEqual(effectsOfType(acked.effects, "apply"), []);
 
-    const persisted = step(acked.state, { type: "persisted", index: 3, term: 2 });
+    const persisted = step(acked.state, { type: "persisted", index: 3, term: 2, epoch: 0 });
     assert.equal(persisted.state.commitIndex, 3);
     assert.deepEqual(
       effectsOfType(persisted.effects, "apply").flatMap((e) => e.entries.map((x) => x.index)),
@@ -203,7 +203,7 @@ describe("effects ordering: the leader appends in parallel (thesis §10.2.1)", (
     assert.equal(state.commitIndex, 3, "b and c are a majority without a");
     assert.deepEqual(effectsOfType(effects, "apply"), [], "a's entry 3 is not durable yet");
 
-    const persisted = step(state, { type: "persisted", index: 3, term: 2 });
+    const persisted = step(state, { type: "persisted", index: 3, term: 2, epoch: 0 });
     assert.deepEqual(
       effectsOfType(persisted.effects, "apply").flatMap((e) => e.entries.map((x) => x.index)),
       [3],
@@ -236,12 +236,37 @@ describe("effects ordering: the leader appends in parallel (thesis §10.2.1)", (
         leaderCommit: 2,
       }),
     );
-    const stale = step(state, { type: "persisted", index: 2, term: 1 });
+    const stale = step(state, { type: "persisted", index: 2, term: 1, epoch: 0 });
     assert.equal(stale.state.persistedIndex, 1);
     assert.deepEqual(effectsOfType(stale.effects, "apply").length, 0);
-    const fresh = step(state, { type: "persisted", index: 2, term: 2 });
+    // The truncation started epoch 1: only the write that followed it reports the entry durable.
+    const fresh = step(state, { type: "persisted", index: 2, term: 2, epoch: 1 });
     assert.equal(fresh.state.persistedIndex, 2);
     assert.equal(effectsOfType(fresh.effects, "apply")[0]?.entries.at(-1)?.index, 2);
+  });
+
+  it("a report from before a truncation is ignored even when the same entry was appended again", () => {
+    // Entry (2, term 1) is written, replaced by (2, term 2), then written again by a leader of
+    // term 3 whose log still has (2, term 1). The first write's report must not vouch for the
+    // third, which is still queued behind the truncations.
+    const follower = createState({ id: "b", restored: restoredFrom(voters, [1], { term: 1 }) });
+    const append = (term: number, from: string, entryTerm: number) =>
+      msg({
+        type: "appendEntries",
+        term,
+        from,
+        to: "b",
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        entries: entriesOfTerms([entryTerm], 2),
+        leaderCommit: 0,
+      });
+    const { state } = run(follower, append(1, "a", 1), append(2, "c", 2), append(3, "a", 1));
+    assert.equal(state.logEpoch, 2);
+    const old = step(state, { type: "persisted", index: 2, term: 1, epoch: 0 });
+    assert.equal(old.state.persistedIndex, 1);
+    const current = step(state, { type: "persisted", index: 2, term: 1, epoch: 2 });
+    assert.equal(current.state.persistedIndex, 2);
   });
 });
 

@@ -38,7 +38,7 @@ function electedLeader(config: Partial<RaftConfig> = {}): RaftState {
       preVote: false,
       granted: true,
     }),
-    { type: "persisted", index: 2, term: 2 },
+    { type: "persisted", index: 2, term: 2, epoch: 0 },
   );
   assert.equal(state.role, "leader");
   return state;

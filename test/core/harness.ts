@@ -269,7 +269,12 @@ export class Cluster {
         const last = effect.entries[effect.entries.length - 1] as Entry;
         assert.equal(first.index, storage.entries.length + 1, `${id}: appendLog leaves a gap`);
         storage.entries.push(...effect.entries);
-        followUps.push({ type: "persisted", index: last.index, term: last.term });
+        followUps.push({
+          type: "persisted",
+          index: last.index,
+          term: last.term,
+          epoch: effect.epoch,
+        });
         return;
       }
       case "send":

@@ -127,7 +127,7 @@ describe("step never mutates its input state", () => {
     assert.deepEqual(logTerms(repaired.state), [1, 2, 2]);
     assert.deepEqual(logTerms(follower), [1, 1, 1]);
     // The old state can still be stepped on its own path.
-    const other = step(follower, { type: "persisted", index: 3, term: 1 });
+    const other = step(follower, { type: "persisted", index: 3, term: 1, epoch: 0 });
     assert.deepEqual(logTerms(other.state), [1, 1, 1]);
     assert.deepEqual(observable(follower), before);
   });

@@ -126,7 +126,7 @@ describe("§5.3 a follower applies up to the leader's commit", () => {
     // Only entry 1 was durable already: 2 and 3 wait for their write.
     assert.deepEqual(appliedIndexes(first.effects), [1]);
 
-    const persisted = step(first.state, { type: "persisted", index: 4, term: 1 });
+    const persisted = step(first.state, { type: "persisted", index: 4, term: 1, epoch: 0 });
     assert.deepEqual(appliedIndexes(persisted.effects), [2, 3], "never past the commit index");
 
     const next = step(persisted.state, appendEntries(4, 1, [], 4));

@@ -1,0 +1,197 @@
+/**
+ * Textual mutations of src/core/ that each reintroduce a classic Raft bug. The simulator must
+ * catch every one with its own checks, so every mutant also runs with the core's invariant
+ * checks switched off.
+ */
+
+export interface Edit {
+  /** File name inside src/core/. */
+  readonly file: string;
+  /** Must occur exactly once in the file. */
+  readonly search: string;
+  readonly replace: string;
+}
+
+export interface Mutation {
+  readonly name: string;
+  readonly description: string;
+  readonly edits: readonly Edit[];
+}
+
+/** Applied to every mutant (and the control): the core's after-step invariant checks are off. */
+export const disableInvariants: Edit = {
+  file: "invariants.ts",
+  search: "export function checkInvariants(before: RaftState, after: RaftState): void {",
+  replace:
+    "export function checkInvariants(before: RaftState, after: RaftState): void {\n  return;",
+};
+
+/**
+ * Also applied to every file of every mutant: inline `throw new Error(\`invariant: …\`)`
+ * assertions become no-ops, since they fire inside `step`, before the simulator sees the effects.
+ */
+export function disableInlineAssertions(source: string): string {
+  return source.replace(/throw new Error\((\s*)([`"])invariant:/g, "void String($1$2invariant:");
+}
+
+export const mutations: readonly Mutation[] = [
+  {
+    name: "commit-previous-term",
+    description: "the leader commits an entry of an earlier term by counting replicas (§5.4.2)",
+    edits: [
+      {
+        file: "replication.ts",
+        search: "  if (termAt(c.s.log, index) !== c.s.term) return;\n",
+        replace: "",
+      },
+    ],
+  },
+  {
+    name: "double-vote",
+    description: "a node votes for a second candidate in the same term (votedFor ignored)",
+    edits: [
+      {
+        file: "election.ts",
+        search: "(s.votedFor === null && s.leaderId === null)",
+        replace: "s.leaderId === null",
+      },
+      {
+        file: "context.ts",
+        search: "if (term === c.s.term && c.s.votedFor !== null && votedFor !== c.s.votedFor) {",
+        replace: "if (false) {",
+      },
+    ],
+  },
+  {
+    name: "keep-conflicting-suffix",
+    description: "a follower keeps its conflicting entries instead of truncating them (§5.3)",
+    edits: [
+      {
+        file: "follower.ts",
+        search: "if (termAt(log, entry.index) !== entry.term) {",
+        replace: "if (termAt(log, entry.index) !== entry.term && false) {",
+      },
+    ],
+  },
+  {
+    name: "vote-for-stale-log",
+    description: "a vote is granted to a candidate whose log is less up to date (§5.4.1)",
+    edits: [
+      {
+        file: "election.ts",
+        search: "const granted = canVote && isUpToDate(s.log, m.lastLogTerm, m.lastLogIndex);",
+        replace: "const granted = canVote;",
+      },
+    ],
+  },
+  {
+    name: "commit-past-last-new",
+    description: "a follower commits up to leaderCommit instead of min(leaderCommit, lastNew)",
+    edits: [
+      {
+        file: "follower.ts",
+        search: "commitTo(c, Math.min(m.leaderCommit, lastNew));",
+        replace: "commitTo(c, Math.min(m.leaderCommit, c.s.log.lastIndex));",
+      },
+    ],
+  },
+  {
+    name: "heartbeat-commit-uncapped",
+    description: "heartbeats carry the full commit index, not min(commit, the follower's match)",
+    edits: [
+      {
+        file: "replication.ts",
+        search: "leaderCommit: Math.min(c.s.commitIndex, pr.match),",
+        replace: "leaderCommit: c.s.commitIndex,",
+      },
+    ],
+  },
+  {
+    name: "ack-before-persist",
+    description: "a follower acknowledges entries before they are durable",
+    edits: [
+      {
+        file: "follower.ts",
+        search: "send(c, response(c, m, true, lastNew, 0, 0), true);",
+        replace: "send(c, response(c, m, true, lastNew, 0, 0), false);",
+      },
+    ],
+  },
+  {
+    name: "vote-before-persist",
+    description: "a vote is sent before votedFor is durable (§5.2, Figure 2)",
+    edits: [
+      {
+        file: "election.ts",
+        search: "send(c, response, true);",
+        replace: "send(c, response, false);",
+      },
+    ],
+  },
+  {
+    name: "campaign-before-persist",
+    description: "a candidate asks for votes before its own vote and term are durable",
+    edits: [
+      {
+        file: "election.ts",
+        search: "send(c, request, !preVote);",
+        replace: "send(c, request, false);",
+      },
+    ],
+  },
+  {
+    name: "leader-counts-unpersisted",
+    description: "the leader counts its own entries toward the quorum before they are durable",
+    edits: [
+      {
+        file: "replication.ts",
+        search: "id === c.s.id ? c.s.persistedIndex :",
+        replace: "id === c.s.id ? c.s.log.lastIndex :",
+      },
+    ],
+  },
+  {
+    name: "apply-unpersisted",
+    description: "committed entries are applied before they are durable locally",
+    edits: [
+      {
+        file: "context.ts",
+        search: "const upTo = Math.min(c.s.commitIndex, c.s.persistedIndex);",
+        replace: "const upTo = c.s.commitIndex;",
+      },
+    ],
+  },
+  {
+    name: "read-before-term-commit",
+    description: "a new leader serves reads before an entry of its term commits (thesis §6.4)",
+    edits: [
+      {
+        file: "read-index.ts",
+        search: "  if (termAt(c.s.log, c.s.commitIndex) === c.s.term) startWaitingReads(c);",
+        replace: "  startWaitingReads(c);",
+      },
+    ],
+  },
+  {
+    name: "read-without-quorum",
+    description: "a leader serves reads without a quorum confirming its leadership (§6.4)",
+    edits: [
+      {
+        file: "read-index.ts",
+        search: "if (read.round !== 0 && read.round <= confirmed) {",
+        replace: "if (read.round !== 0) {",
+      },
+    ],
+  },
+  {
+    name: "accept-stale-append",
+    description: "AppendEntries from a leader of an older term is accepted (§5.1)",
+    edits: [
+      {
+        file: "step.ts",
+        search: "} else if (m.term < c.s.term) {",
+        replace: '} else if (m.term < c.s.term && m.type !== "appendEntries") {',
+      },
+    ],
+  },
+];

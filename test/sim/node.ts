@@ -1,0 +1,91 @@
+/** One simulated node: its durable store, and what it loses in a crash. */
+import type { Entry, Message, NodeId, RaftState, TimerName } from "../../mod.ts";
+import { DurableStore, type StorageEffect } from "./storage.ts";
+
+export type DiskOp =
+  | { readonly kind: "write"; readonly effect: StorageEffect }
+  | {
+      readonly kind: "read";
+      readonly peer: NodeId;
+      readonly fromIndex: number;
+      readonly toIndex: number;
+    };
+
+export interface SimNode {
+  readonly id: NodeId;
+  readonly index: number;
+  readonly founder: boolean;
+  readonly store: DurableStore;
+  up: boolean;
+  /** Incarnation: bumped at every boot, so events of an earlier life are ignored. */
+  inc: number;
+  // Everything below is volatile: reset at every boot.
+  state: RaftState | undefined;
+  /** Disk operations not yet complete, oldest first. */
+  disk: DiskOp[];
+  diskBusyUntil: number;
+  writesEmitted: number;
+  writesDone: number;
+  /** afterPersist sends waiting until writesDone reaches their barrier. */
+  held: { readonly barrier: number; readonly message: Message }[];
+  /** The log as the effects emitted so far describe it (all of it, not the core's window). */
+  shadow: Entry[];
+  /** The state machine's last applied index (it is rebuilt from scratch at every boot). */
+  applied: number;
+  applyBusyUntil: number;
+  /** The generation each timer was last armed with; -1 when cancelled. */
+  timerGen: Record<TimerName, number>;
+}
+
+export function createNode(id: NodeId, index: number, founder: boolean): SimNode {
+  return {
+    id,
+    index,
+    founder,
+    store: new DurableStore(),
+    up: false,
+    inc: 0,
+    state: undefined,
+    disk: [],
+    diskBusyUntil: 0,
+    writesEmitted: 0,
+    writesDone: 0,
+    held: [],
+    shadow: [],
+    applied: 0,
+    applyBusyUntil: 0,
+    timerGen: { election: -1, heartbeat: -1 },
+  };
+}
+
+/** A new incarnation: memory starts over from what the store holds. */
+export function rebootNode(node: SimNode, now: number): void {
+  node.up = true;
+  node.inc++;
+  node.state = undefined;
+  node.disk = [];
+  node.diskBusyUntil = now;
+  node.writesEmitted = 0;
+  node.writesDone = 0;
+  node.held = [];
+  node.shadow = node.store.entries.slice();
+  node.applied = 0;
+  node.applyBusyUntil = now;
+  node.timerGen = { election: -1, heartbeat: -1 };
+}
+
+/** A crash: unfinished writes and held messages are lost (timers die with the incarnation). */
+export function crashNode(node: SimNode): void {
+  node.up = false;
+  node.disk = [];
+  node.held = [];
+}
+
+export function describeNode(node: SimNode): string {
+  const s = node.state;
+  if (!node.up || !s) return `${node.id}: down (durable log ${node.store.entries.length})`;
+  return (
+    `${node.id}: ${s.role} t${s.term} leader=${s.leaderId} last=${s.log.lastIndex}/t${s.log.lastTerm} ` +
+    `commit=${s.commitIndex} applied=${node.applied}`
+  );
+}
