@@ -4,11 +4,12 @@
  * arrived, that it is still the leader. Confirmation rides on heartbeats: each carries the latest
  * round, so all reads that arrive together share one round.
  */
-import { type Ctx, membership } from "./context.ts";
+import type { Ctx } from "./context.ts";
 import { termAt } from "./log.ts";
+import { activeConfig } from "./membership.ts";
 import { committedIndex } from "./quorum.ts";
 import { sendHeartbeats } from "./replication.ts";
-import type { PendingRead } from "./state.ts";
+import type { PendingRead, RaftState } from "./state.ts";
 
 export function handleReadIndex(c: Ctx, requestId: number): void {
   if (c.s.role !== "leader") {
@@ -34,12 +35,21 @@ export function startWaitingReads(c: Ctx): void {
   confirmReads(c); // a single voter confirms alone
 }
 
+/**
+ * The latest round a quorum has answered: the leader was still leader when it sent that round's
+ * heartbeats. 0 when not leader.
+ */
+export function confirmedRound(state: RaftState): number {
+  if (state.role !== "leader") return 0;
+  return committedIndex(activeConfig(state.configs).membership, (id) =>
+    id === state.id ? state.readRound : (state.progress.get(id)?.ackedRound ?? 0),
+  );
+}
+
 /** Answers every read whose round a quorum has confirmed. */
 export function confirmReads(c: Ctx): void {
   if (c.s.pendingReads.length === 0) return;
-  const confirmed = committedIndex(membership(c), (id) =>
-    id === c.s.id ? c.s.readRound : (c.s.progress.get(id)?.ackedRound ?? 0),
-  );
+  const confirmed = confirmedRound(c.s);
   const waiting: PendingRead[] = [];
   for (const read of c.s.pendingReads) {
     if (read.round !== 0 && read.round <= confirmed) {

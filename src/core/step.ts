@@ -223,6 +223,9 @@ function followLeader(c: Ctx, leaderId: NodeId): void {
 function onTimeout(c: Ctx, timer: TimerName): void {
   if (timer === "heartbeat") {
     if (c.s.role !== "leader") return;
+    // Every periodic heartbeat is a new round, so its answers renew leadership confirmation
+    // (what a driver's leader lease is measured from).
+    c.s.readRound++;
     sendHeartbeats(c);
     armHeartbeatTimer(c);
   } else if (c.s.role === "leader") {

@@ -8,7 +8,9 @@
  * peer, one timer reset per timer. No fixed delay is added anywhere.
  */
 import { type RaftConfig, resolveConfig } from "../core/config.ts";
+import { termAt } from "../core/log.ts";
 import { activeConfig } from "../core/membership.ts";
+import { confirmedRound } from "../core/read-index.ts";
 import { createState, type RaftState } from "../core/state.ts";
 import { step } from "../core/step.ts";
 import type {
@@ -43,6 +45,16 @@ export interface DriverConfig {
   readonly rpcTimeoutMs: number;
   /** Default timeout of `ensureLinearizable`. */
   readonly readTimeoutMs: number;
+  /**
+   * Leader lease reads (off by default). While a quorum answered a heartbeat sent less than
+   * `electionTimeoutMinMs × (1 − leaseClockDrift)` ago, reads skip the confirmation round.
+   * This is safe only if clocks run at rates within that drift of each other and no quorum of
+   * followers restarts (a restarted node has no leader and may vote at once). Requires
+   * CheckQuorum, which makes followers ignore elections while they hear from a leader.
+   */
+  readonly leaseReads: boolean;
+  /** Bound on relative clock drift between nodes assumed by lease reads, e.g. 0.1 for 10%. */
+  readonly leaseClockDrift: number;
 }
 
 export type RaftOptionsConfig = Partial<RaftConfig & DriverConfig>;
@@ -94,6 +106,8 @@ const defaultDriverConfig: DriverConfig = {
   maxPendingWrites: 65536,
   rpcTimeoutMs: 2000,
   readTimeoutMs: 5000,
+  leaseReads: false,
+  leaseClockDrift: 0.1,
 };
 
 const responseTypeOf: Record<RequestMessage["type"], ResponseMessage["type"] | null> = {
@@ -147,18 +161,38 @@ export class Raft implements RpcHandler {
     election: undefined,
     heartbeat: undefined,
   };
+  // Leader lease: when each heartbeat round left, and until when the lease holds.
+  readonly #leaseMs: number;
+  readonly #roundSentAt = new Map<number, number>();
+  #leaseExpiry = 0;
+  #leaseTerm = 0;
+
   #closed!: (error: Error | null) => void;
   /** Resolves when the node stops: with null after `shutdown`, with the error after a failure. */
   readonly closed: Promise<Error | null>;
 
   constructor(options: RaftOptions) {
     this.id = options.id;
-    const { maxPendingWrites, rpcTimeoutMs, readTimeoutMs, ...core } = options.config ?? {};
+    const { maxPendingWrites, rpcTimeoutMs, readTimeoutMs, leaseReads, leaseClockDrift, ...core } =
+      options.config ?? {};
     this.#config = {
       ...resolveConfig(core),
       ...defaultDriverConfig,
-      ...definedOnly({ maxPendingWrites, rpcTimeoutMs, readTimeoutMs }),
+      ...definedOnly({
+        maxPendingWrites,
+        rpcTimeoutMs,
+        readTimeoutMs,
+        leaseReads,
+        leaseClockDrift,
+      }),
     };
+    if (this.#config.leaseReads && !this.#config.checkQuorum) {
+      throw new RangeError("config.leaseReads needs config.checkQuorum");
+    }
+    const drift = this.#config.leaseClockDrift;
+    if (!(drift >= 0 && drift < 1))
+      throw new RangeError("config.leaseClockDrift must be in [0, 1)");
+    this.#leaseMs = this.#config.electionTimeoutMinMs * (1 - drift);
     this.#store = options.logStore;
     this.#machine = options.stateMachine;
     this.#network = options.network;
@@ -263,6 +297,7 @@ export class Raft implements RpcHandler {
    * ReadIndex (thesis §6.4): resolves once this node has confirmed with a quorum that it is
    * still the leader and has applied everything committed when the read arrived, so a read of
    * the local state machine that follows is linearizable. Concurrent reads share one round.
+   * With `leaseReads`, a leader whose lease holds skips the round.
    */
   ensureLinearizable(options: { timeoutMs?: number } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -272,6 +307,7 @@ export class Raft implements RpcHandler {
         return;
       }
       const timeoutMs = options.timeoutMs ?? this.#config.readTimeoutMs;
+      const leaseIndex = this.#leaseReadIndex();
       const read: PendingRead = {
         resolve,
         reject,
@@ -281,9 +317,42 @@ export class Raft implements RpcHandler {
           reject(new TimeoutError(`leadership not confirmed within ${timeoutMs} ms`));
         }, timeoutMs),
       };
-      this.#reads.push(read);
-      this.#scheduleDrain();
+      if (leaseIndex === null) {
+        this.#reads.push(read);
+        this.#scheduleDrain();
+      } else {
+        read.index = leaseIndex;
+        this.#readsWaitingApply.push(read);
+        this.#resolveReadsUpTo(this.#lastApplied);
+      }
     });
+  }
+
+  /** The index a lease read must see, or null when the lease does not hold now. */
+  #leaseReadIndex(): number | null {
+    if (!this.#config.leaseReads || performance.now() >= this.#leaseExpiry) return null;
+    const s = this.#state;
+    // Like ReadIndex, only once the leader knows its commit index is current (§6.4).
+    if (s.role !== "leader" || termAt(s.log, s.commitIndex) !== s.term) return null;
+    return s.commitIndex;
+  }
+
+  /**
+   * Renews the lease from the latest round a quorum answered: followers that answered will not
+   * elect anyone else until an election timeout after they heard that round's heartbeat.
+   */
+  #renewLease(): void {
+    const s = this.#state;
+    if (s.role !== "leader" || s.term !== this.#leaseTerm) {
+      this.#leaseTerm = s.term;
+      this.#leaseExpiry = 0;
+      this.#roundSentAt.clear();
+    }
+    const round = confirmedRound(s);
+    const sentAt = this.#roundSentAt.get(round);
+    if (sentAt === undefined) return;
+    this.#leaseExpiry = Math.max(this.#leaseExpiry, sentAt + this.#leaseMs);
+    for (const r of this.#roundSentAt.keys()) if (r <= round) this.#roundSentAt.delete(r);
   }
 
   /** Runs `fn` after `ensureLinearizable()`: a linearizable read of the local state. */
@@ -366,6 +435,7 @@ export class Raft implements RpcHandler {
       return;
     }
     this.#execute(effects, replies);
+    if (this.#config.leaseReads) this.#renewLease();
     this.#publishMetrics();
   }
 
@@ -390,6 +460,10 @@ export class Raft implements RpcHandler {
           break;
         case "send": {
           const reply = replyOf.get(effect);
+          if (effect.message.type === "heartbeat" && this.#config.leaseReads) {
+            const { round } = effect.message;
+            if (!this.#roundSentAt.has(round)) this.#roundSentAt.set(round, performance.now());
+          }
           if (effect.afterPersist && this.#issuedSeq > this.#durableSeq) {
             this.#held.push({ waitSeq: this.#issuedSeq, message: effect.message, reply });
           } else if (reply) {

@@ -159,6 +159,45 @@ describe("Raft driver: writes and reads", () => {
   });
 });
 
+describe("Raft driver: lease reads", () => {
+  const leaseConfig = { ...testConfig, leaseReads: true };
+
+  it("a leader holding its lease serves reads without a confirmation round", async () => {
+    const c = await cluster(ids, leaseConfig);
+    await c.initializeAll();
+    const leader = await c.leader();
+    await leader.raft.write(bytes("x"));
+    await leader.raft.ensureLinearizable(); // a round a quorum answered: the lease starts
+    const before = c.network.counters("heartbeat").sent;
+    await leader.raft.ensureLinearizable();
+    assert.equal(c.network.counters("heartbeat").sent, before, "no heartbeat was needed");
+  });
+
+  it("an isolated leader's lease runs out before another leader can be elected", async () => {
+    const c = await cluster(ids, leaseConfig);
+    await c.initializeAll();
+    const old = await c.leader();
+    await old.raft.write(bytes("x"));
+    await old.raft.ensureLinearizable();
+    c.network.isolate(old.id);
+    const fresh = await c.leader(ids.filter((id) => id !== old.id));
+    await fresh.raft.write(bytes("newer"));
+    const error = await old.raft.ensureLinearizable({ timeoutMs: 500 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof TimeoutError || error instanceof NotLeaderError, String(error));
+    c.network.heal();
+  });
+
+  it("lease reads need CheckQuorum", () => {
+    assert.throws(
+      () => new TestCluster(["x"], { ...leaseConfig, checkQuorum: false }),
+      /checkQuorum/,
+    );
+  });
+});
+
 describe("Raft driver: faults", () => {
   it("isolating the leader elects a new one; healing rejoins the old one as follower; no acknowledged write is lost", async () => {
     const c = await cluster();
