@@ -4,6 +4,8 @@
  * - The pure core: `createState`, `step` and their types (see docs/core.md).
  * - The driver: `Raft`, which runs the core against a LogStore, a Network and a StateMachine.
  * - Memory implementations of LogStore and Network for tests and in-process use.
+ * - `SqliteLogStore`, written against a small driver interface; each runtime's adapter
+ *   (`adapters/node.ts`, `bun.ts`, `deno.ts`) opens one on its own SQLite.
  */
 export * from "./src/core/mod.ts";
 export {
@@ -30,3 +32,11 @@ export { MemoryNetwork, NetworkError } from "./src/net/memory.ts";
 export type { Network, RequestMessage, ResponseMessage, RpcHandler } from "./src/net/network.ts";
 export type { LogStore, LogWrite, StoredState } from "./src/storage/log-store.ts";
 export { MemoryLogStore } from "./src/storage/memory.ts";
+export type {
+  SqliteDatabase,
+  SqliteLogStoreOptions,
+  SqliteStatement,
+  SqliteSynchronous,
+  SqliteValue,
+} from "./src/storage/sqlite.ts";
+export { SqliteLogStore } from "./src/storage/sqlite.ts";
