@@ -6,6 +6,7 @@
  * - Memory implementations of LogStore and Network for tests and in-process use.
  * - `SqliteLogStore`, written against a small driver interface; each runtime's adapter
  *   (`adapters/node.ts`, `bun.ts`, `deno.ts`) opens one on its own SQLite.
+ * - The HTTP transport: `raftRoutes` (Hono routes to mount) and `FetchNetwork` (see docs/http.md).
  */
 export * from "./src/core/mod.ts";
 export {
@@ -28,6 +29,16 @@ export type {
 export { Raft } from "./src/driver/raft.ts";
 export type { ApplyResponse, StateMachine } from "./src/driver/state-machine.ts";
 export { ApplyFailure } from "./src/driver/state-machine.ts";
+export type { RaftRoutesOptions, RaftRpcHandler } from "./src/http/routes.ts";
+export { DEFAULT_MAX_BODY_BYTES, raftRoutes } from "./src/http/routes.ts";
+export { WireError } from "./src/http/wire-error.ts";
+export type {
+  FetchFunction,
+  FetchNetworkOptions,
+  TransportErrorKind,
+  TransportLogger,
+} from "./src/net/fetch.ts";
+export { FetchNetwork, TransportError } from "./src/net/fetch.ts";
 export { MemoryNetwork, NetworkError } from "./src/net/memory.ts";
 export type { Network, RequestMessage, ResponseMessage, RpcHandler } from "./src/net/network.ts";
 export type { LogStore, LogWrite, StoredState } from "./src/storage/log-store.ts";

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Checks what would be published, without publishing:
+# - npm: `npm pack` (its prepack cleans dist/ and builds it), the tarball holds compiled JS and
+#   .d.ts only, installs into a fresh project, type-checks a consumer against its .d.ts and runs
+#   .ci/package-smoke/smoke.mjs on Node (without and with better-sqlite3), Bun and Deno;
+# - JSR: package.json and deno.json export the same subpaths; `deno publish --dry-run` passes.
+# Needs `npm ci` first. Only hono, valibot and @hono/node-server are installed from the registry
+# (from npm's cache when `npm ci` put them there); better-sqlite3, an optional peer, is not
+# installed: the already-built one from this checkout is linked in for the second Node run.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+bin=$root/node_modules/.bin
+work=$(mktemp -d "${TMPDIR:-/tmp}/keel-package-check.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+step() {
+  printf -- '-- [%ss] %s\n' "$SECONDS" "$1"
+}
+
+step "exports: package.json and deno.json name the same subpaths"
+node --input-type=module -e '
+import { readFileSync } from "node:fs";
+const npm = JSON.parse(readFileSync("package.json", "utf8")).exports;
+const jsr = JSON.parse(readFileSync("deno.json", "utf8")).exports;
+const keys = (o) => Object.keys(o).sort().join(" ");
+if (keys(npm) !== keys(jsr)) throw new Error(`package.json: ${keys(npm)}; deno.json: ${keys(jsr)}`);
+for (const [subpath, source] of Object.entries(jsr)) {
+  const built = source.replace(/^\.\//, "./dist/").replace(/\.ts$/, "");
+  const want = { types: `${built}.d.ts`, default: `${built}.js` };
+  if (JSON.stringify(npm[subpath]) !== JSON.stringify(want)) {
+    throw new Error(`package.json exports["${subpath}"] should be ${JSON.stringify(want)}`);
+  }
+}
+console.log(`subpaths: ${keys(npm)}`);
+'
+
+step "npm pack (prepack: clean and build dist/)"
+npm pack --silent --pack-destination "$work" >/dev/null
+tarballs=("$work"/*.tgz)
+tarball=${tarballs[0]}
+echo "$(basename "$tarball"): $(du -k "$tarball" | cut -f1) kB"
+
+step "tarball contents: compiled JS and declarations only"
+tar -tzf "$tarball" | sort >"$work/contents.txt"
+for file in package/package.json package/README.md package/dist/mod.js package/dist/mod.d.ts \
+  package/dist/adapters/{node,bun,deno}.{js,d.ts}; do
+  grep -qx "$file" "$work/contents.txt" || { echo "missing from the tarball: $file"; exit 1; }
+done
+if grep -vE '^package/(package\.json|README\.md|LICEN[CS]E[^/]*|dist/.+\.(js|d\.ts))$' \
+  "$work/contents.txt"; then
+  echo "unexpected files in the tarball (above)"
+  exit 1
+fi
+if tar -xzOf "$tarball" --wildcards 'package/dist/*.js' | grep -nE "from \"\.{1,2}/[^\"]*\.ts\"|import\(\"\.{1,2}/[^\"]*\.ts\"\)"; then
+  echo "compiled JS still imports .ts files (above)"
+  exit 1
+fi
+echo "$(wc -l <"$work/contents.txt") files"
+
+step "install the tarball into a fresh project"
+app=$work/app
+mkdir "$app"
+cp .ci/package-smoke/smoke.mjs .ci/package-smoke/tsconfig.json "$app/"
+printf '{ "name": "keel-package-check", "private": true, "type": "module" }\n' >"$app/package.json"
+(cd "$app" && npm install --silent --no-audit --no-fund --prefer-offline "$tarball")
+if [ -e "$app/node_modules/better-sqlite3" ]; then
+  echo "better-sqlite3 was installed although it is an optional peer"
+  exit 1
+fi
+
+step "type-check a consumer against the published .d.ts (tsc, strict, no skipLibCheck)"
+(cd "$app" && "$bin/tsc" -p tsconfig.json)
+
+step "run: Node $(node --version), without better-sqlite3"
+(cd "$app" && node smoke.mjs "$work/node-none.db" no)
+
+step "run: Node, with this checkout's built better-sqlite3 linked in"
+ln -s "$root/node_modules/better-sqlite3" "$app/node_modules/better-sqlite3"
+(cd "$app" && node smoke.mjs "$work/node.db")
+rm "$app/node_modules/better-sqlite3"
+
+step "run: Bun $("$bin/bun" --version)"
+(cd "$app" && "$bin/bun" smoke.mjs "$work/bun.db")
+
+step "run: $("$bin/deno" --version | head -n 1)"
+(cd "$app" && "$bin/deno" run --allow-all --no-lock --node-modules-dir=manual smoke.mjs "$work/deno.db")
+
+step "JSR: deno publish --dry-run"
+"$bin/deno" publish --dry-run --allow-dirty
+
+step "done"

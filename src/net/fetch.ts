@@ -1,0 +1,530 @@
+/**
+ * A `Network` over plain `fetch` (HTTP/1.1), talking to peers that serve `raftRoutes`.
+ *
+ * - Addresses are base URLs of the mounted routes, such as `http://10.0.0.2:7001/raft`.
+ * - Connections: `fetch` keeps HTTP/1.1 connections alive and reuses them per origin by default
+ *   on Node (undici's global pool), Bun and Deno; every response body is read or cancelled so its
+ *   connection goes back to the pool.
+ * - Every request is bounded by the caller's `timeoutMs`, counted from `send`, reading the answer
+ *   included (an AbortController aborts it).
+ * - With `secret`, every request carries `Authorization: Bearer <secret>`.
+ * - Responses are validated (schema, type, sender and addressee) before they are returned.
+ *
+ * Per-peer order of AppendEntries: at most one AppendEntries request is in flight per peer, so a
+ * follower never sees batch n+1 before batch n (short of a timeout, after which the aborted
+ * request may still arrive late; Raft is safe under reordering, this only keeps the steady state
+ * efficient). AppendEntries sent meanwhile wait in a queue; when the request in flight settles,
+ * the queued ones that continue each other (same term and sender, each starting where the
+ * previous ends) are merged into one request, up to `maxMergeBytes` of payload. The merged
+ * request's answer resolves the first merged caller's promise and the others resolve null: the
+ * one answer acknowledges every merged entry, as it does for the driver's own merging. If the
+ * merged request fails, every merged caller's promise rejects. A queued call whose timeout runs
+ * out before it leaves rejects at that moment. Heartbeats, votes and TimeoutNow never wait behind
+ * AppendEntries.
+ *
+ * Backoff for unreachable peers: a failed request (no connection, timeout, non-2xx status, an
+ * invalid answer) starts a failure streak for that address. During a streak, sends fail fast
+ * (rejecting on a macrotask with kind "backoff", without touching the network) until a retry time;
+ * then one request goes through as a probe while the others keep failing fast. The probe's success
+ * ends the streak; its failure doubles the wait, from `backoffInitialMs` up to `backoffMaxMs`. So
+ * a dead peer costs one request per interval, not one per heartbeat. The streak is logged once
+ * when it starts (warn) and once when it ends (info, with how long it lasted and how many sends
+ * failed), never per message.
+ */
+import type { AppendEntriesRequest, Entry, NodeId } from "../core/types.ts";
+import { BodyTooLargeError, readBody } from "../http/body.ts";
+import { decodeJsonResponse, encodeAppendEntries, encodeJson, RPC_PATHS } from "../http/codec.ts";
+import type { Network, RequestMessage, ResponseMessage } from "./network.ts";
+
+/** Why a send failed. */
+export type TransportErrorKind =
+  /** No answer within the caller's timeoutMs. */
+  | "timeout"
+  /** The request could not be made or the connection failed (refused, reset, DNS, …). */
+  | "unreachable"
+  /** Failed fast: the peer is in a failure streak and its retry time has not come. */
+  | "backoff"
+  /** The peer answered with a status other than 200 or 204 (see `status`). */
+  | "status"
+  /** The peer's answer was not a valid response to the request. */
+  | "protocol"
+  /** The network was closed. */
+  | "closed";
+
+/** The error a {@link FetchNetwork} send rejects with. */
+export class TransportError extends Error {
+  override name = "TransportError";
+  readonly kind: TransportErrorKind;
+  /** The HTTP status, for kind "status". */
+  readonly status: number | undefined;
+
+  constructor(
+    kind: TransportErrorKind,
+    message: string,
+    options: { status?: number; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.kind = kind;
+    this.status = options.status;
+  }
+}
+
+/** Where the transport reports failure streaks; the driver's `Logger` fits. */
+export interface TransportLogger {
+  log(
+    level: "debug" | "info" | "warn" | "error",
+    message: string,
+    fields: Record<string, unknown>,
+  ): void;
+}
+
+/** The part of `fetch` the transport uses. */
+export type FetchFunction = (url: string, init: RequestInit) => Promise<Response>;
+
+/** Options of a {@link FetchNetwork}. */
+export interface FetchNetworkOptions {
+  /** Cluster secret, sent as `Authorization: Bearer <secret>` (the routes' `secret`). */
+  readonly secret?: string;
+  /** Receives one line when a peer's failure streak starts and one when it ends. */
+  readonly logger?: TransportLogger;
+  /** Wait after a peer's first failure before the next attempt. Default 100 ms. */
+  readonly backoffInitialMs?: number;
+  /** Longest wait between attempts to a failing peer. Default 2000 ms. */
+  readonly backoffMaxMs?: number;
+  /**
+   * Most payload bytes of queued AppendEntries merged into one request (a single larger
+   * AppendEntries is still sent whole). Default 8 MiB.
+   */
+  readonly maxMergeBytes?: number;
+  /** Largest response body accepted, in bytes. Default 1 MiB. */
+  readonly maxResponseBytes?: number;
+  /** The fetch to use (for example one with a tuned connection pool). Default globalThis.fetch. */
+  readonly fetch?: FetchFunction;
+}
+
+interface Peer {
+  readonly id: NodeId;
+  readonly address: string;
+  readonly base: string;
+  /** An AppendEntries request is in flight. */
+  appending: boolean;
+  /** AppendEntries waiting for it, in send order. */
+  readonly queue: QueuedAppend[];
+  /** Failed attempts in the current streak; 0 when the peer is healthy. */
+  failures: number;
+  /** Before this time (performance.now()) sends fail fast. */
+  retryAt: number;
+  /** A probe is in flight: other sends fail fast until it settles. */
+  probing: boolean;
+  streakStart: number;
+  failedFast: number;
+}
+
+interface QueuedAppend {
+  readonly message: AppendEntriesRequest;
+  readonly deadline: number;
+  readonly resolve: (response: ResponseMessage | null) => void;
+  readonly reject: (error: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const responseTypeOf: Record<RequestMessage["type"], ResponseMessage["type"] | null> = {
+  appendEntries: "appendEntriesResponse",
+  heartbeat: "heartbeatResponse",
+  requestVote: "requestVoteResponse",
+  timeoutNow: null,
+};
+
+/** A {@link Network} over `fetch`; see the module comment for ordering, timeouts and backoff. */
+export class FetchNetwork implements Network {
+  readonly #authorization: string | null;
+  readonly #logger: TransportLogger | null;
+  readonly #backoffInitialMs: number;
+  readonly #backoffMaxMs: number;
+  readonly #maxMergeBytes: number;
+  readonly #maxResponseBytes: number;
+  readonly #fetch: FetchFunction;
+  readonly #peers = new Map<string, Peer>();
+  readonly #inFlight = new Set<AbortController>();
+  #closed = false;
+
+  /** Creates a transport. Throws a RangeError for an empty secret or a non-positive limit. */
+  constructor(options: FetchNetworkOptions = {}) {
+    if (options.secret === "") throw new RangeError("FetchNetwork: secret must not be empty");
+    this.#authorization = options.secret === undefined ? null : `Bearer ${options.secret}`;
+    this.#logger = options.logger ?? null;
+    this.#backoffInitialMs = positive("backoffInitialMs", options.backoffInitialMs ?? 100);
+    this.#backoffMaxMs = positive("backoffMaxMs", options.backoffMaxMs ?? 2000);
+    if (this.#backoffMaxMs < this.#backoffInitialMs) {
+      throw new RangeError("FetchNetwork: backoffMaxMs is below backoffInitialMs");
+    }
+    this.#maxMergeBytes = positive("maxMergeBytes", options.maxMergeBytes ?? 8 * 1024 * 1024);
+    this.#maxResponseBytes = positive("maxResponseBytes", options.maxResponseBytes ?? 1024 * 1024);
+    this.#fetch = options.fetch ?? ((url, init) => fetch(url, init));
+  }
+
+  /**
+   * Sends `message` to the peer `to` served at `address` (a base URL) and resolves with its
+   * validated answer, or null when it had none (204) or when this call's AppendEntries was merged
+   * into an earlier caller's request. Rejects with a TransportError: "timeout" after `timeoutMs`,
+   * "unreachable", "backoff" (failing fast, see the module comment), "status" for a non-2xx
+   * answer, "protocol" for an invalid answer, "closed" after `close()`; with a RangeError for a
+   * non-positive timeout; with a WireError for a message that cannot be encoded.
+   */
+  send(
+    to: NodeId,
+    address: string,
+    message: RequestMessage,
+    timeoutMs: number,
+  ): Promise<ResponseMessage | null> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) {
+      return Promise.reject(
+        new RangeError(`send: timeoutMs ${timeoutMs} is not a positive number`),
+      );
+    }
+    const peer = this.#peer(to, address);
+    const deadline = performance.now() + timeoutMs;
+    if (message.type !== "appendEntries") return this.#exchange(peer, message, deadline);
+    return new Promise((resolve, reject) => {
+      const call: QueuedAppend = { message, deadline, resolve, reject, timer: undefined };
+      if (!peer.appending) {
+        this.#dispatch(peer, [call]);
+        return;
+      }
+      call.timer = setTimeout(() => {
+        const at = peer.queue.indexOf(call);
+        if (at >= 0) peer.queue.splice(at, 1);
+        reject(timeoutError(message, to, timeoutMs));
+      }, timeoutMs);
+      peer.queue.push(call);
+    });
+  }
+
+  /**
+   * Closes the transport: requests in flight are aborted, queued ones and every later send
+   * reject with kind "closed".
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const controller of this.#inFlight) controller.abort(closedError());
+    this.#inFlight.clear();
+    for (const peer of this.#peers.values()) {
+      for (const call of peer.queue.splice(0)) {
+        clearTimeout(call.timer);
+        call.reject(closedError());
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // AppendEntries order
+
+  /** Sends `calls` (merged) as the peer's one AppendEntries in flight, then the next ones. */
+  #dispatch(peer: Peer, calls: QueuedAppend[]): void {
+    peer.appending = true;
+    const first = calls[0] as QueuedAppend;
+    let message = first.message;
+    let deadline = first.deadline;
+    if (calls.length > 1) {
+      const entries: Entry[] = [];
+      let leaderCommit = 0;
+      for (const call of calls) {
+        for (const entry of call.message.entries) entries.push(entry);
+        leaderCommit = Math.max(leaderCommit, call.message.leaderCommit);
+        deadline = Math.min(deadline, call.deadline);
+      }
+      message = { ...first.message, entries, leaderCommit };
+    }
+    this.#exchange(peer, message, deadline).then(
+      (response) => {
+        first.resolve(response);
+        for (let i = 1; i < calls.length; i++) (calls[i] as QueuedAppend).resolve(null);
+        this.#next(peer);
+      },
+      (error: unknown) => {
+        for (const call of calls) call.reject(error);
+        this.#next(peer);
+      },
+    );
+  }
+
+  /** Takes the queued AppendEntries that continue each other and dispatches them. */
+  #next(peer: Peer): void {
+    peer.appending = false;
+    const first = peer.queue.shift();
+    if (first === undefined) return;
+    const calls = [first];
+    let bytes = payloadBytes(first.message);
+    let last = first.message;
+    for (;;) {
+      const next = peer.queue[0];
+      if (next === undefined || !continues(last, next.message)) break;
+      const more = payloadBytes(next.message);
+      if (bytes + more > this.#maxMergeBytes) break;
+      bytes += more;
+      last = next.message;
+      calls.push(next);
+      peer.queue.shift();
+    }
+    for (const call of calls) clearTimeout(call.timer);
+    this.#dispatch(peer, calls);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // One request
+
+  /** One HTTP exchange, through the peer's backoff gate; settles by `deadline`. */
+  async #exchange(
+    peer: Peer,
+    message: RequestMessage,
+    deadline: number,
+  ): Promise<ResponseMessage | null> {
+    if (this.#closed) throw closedError();
+    const remainingMs = Math.round(deadline - performance.now());
+    if (remainingMs <= 0) {
+      throw new TransportError("timeout", `${message.type} to ${peer.id}: timed out while queued`);
+    }
+    const probe = this.#admit(peer);
+    if (probe === null) {
+      peer.failedFast++;
+      // On a macrotask: a caller that retries at once must not starve the event loop.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const waitMs = Math.max(0, Math.ceil(peer.retryAt - performance.now()));
+      throw new TransportError(
+        "backoff",
+        `${peer.id} at ${peer.address} is failing (${peer.failures} failed attempts); next attempt in ${waitMs} ms`,
+      );
+    }
+    let body: Uint8Array<ArrayBuffer> | string;
+    try {
+      body = message.type === "appendEntries" ? encodeAppendEntries(message) : encodeJson(message);
+    } catch (error) {
+      if (probe) peer.probing = false;
+      throw error;
+    }
+    const contentType =
+      message.type === "appendEntries" ? "application/octet-stream" : "application/json";
+    try {
+      const response = await this.#post(peer, message, body, contentType, remainingMs);
+      this.#succeeded(peer, probe);
+      return response;
+    } catch (error) {
+      if (error instanceof TransportError && error.kind === "closed") throw error;
+      this.#failed(peer, probe, error);
+      throw error;
+    }
+  }
+
+  async #post(
+    peer: Peer,
+    message: RequestMessage,
+    body: Uint8Array<ArrayBuffer> | string,
+    contentType: string,
+    timeoutMs: number,
+  ): Promise<ResponseMessage | null> {
+    const headers: Record<string, string> = { "Content-Type": contentType };
+    if (this.#authorization !== null) headers.Authorization = this.#authorization;
+    const controller = new AbortController();
+    this.#inFlight.add(controller);
+    const timer = setTimeout(
+      () => controller.abort(timeoutError(message, peer.id, timeoutMs)),
+      timeoutMs,
+    );
+    try {
+      const response = await this.#fetch(peer.base + RPC_PATHS[message.type], {
+        method: "POST",
+        headers,
+        body,
+        signal: controller.signal,
+      });
+      return await this.#answer(peer, message, response);
+    } catch (error) {
+      if (controller.signal.aborted) throw controller.signal.reason;
+      if (error instanceof TransportError) throw error;
+      throw new TransportError(
+        "unreachable",
+        `${message.type} to ${peer.id} at ${peer.address} failed: ${describe(error)}`,
+        {
+          cause: error,
+        },
+      );
+    } finally {
+      clearTimeout(timer);
+      this.#inFlight.delete(controller);
+    }
+  }
+
+  /** Reads and validates the answer to `message`. */
+  async #answer(
+    peer: Peer,
+    message: RequestMessage,
+    response: Response,
+  ): Promise<ResponseMessage | null> {
+    const expected = responseTypeOf[message.type];
+    if (response.status === 204) {
+      await response.body?.cancel();
+      return null;
+    }
+    if (response.status !== 200) {
+      const detail = await errorDetail(response);
+      throw new TransportError(
+        "status",
+        `${message.type} to ${peer.id} at ${peer.address}: HTTP ${response.status}${detail}`,
+        { status: response.status },
+      );
+    }
+    const protocolError = (what: string, cause?: unknown) =>
+      new TransportError("protocol", `${message.type} to ${peer.id} at ${peer.address}: ${what}`, {
+        cause,
+      });
+    if (expected === null) {
+      await response.body?.cancel();
+      throw protocolError("expected no answer (204), got 200");
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(response.body, this.#maxResponseBytes);
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) throw protocolError(error.message);
+      throw error;
+    }
+    let answer: ResponseMessage;
+    try {
+      answer = decodeJsonResponse(expected, bytes);
+    } catch (error) {
+      throw protocolError(describe(error), error);
+    }
+    if (answer.from !== message.to || answer.to !== message.from) {
+      throw protocolError(`answer from ${answer.from} to ${answer.to}`);
+    }
+    return answer;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Backoff
+
+  /** Whether a request may go now: false if it must fail fast, else whether it is the probe. */
+  #admit(peer: Peer): boolean | null {
+    if (peer.failures === 0) return false;
+    if (peer.probing || performance.now() < peer.retryAt) return null;
+    peer.probing = true;
+    return true;
+  }
+
+  #succeeded(peer: Peer, probe: boolean): void {
+    if (probe) peer.probing = false;
+    if (peer.failures === 0) return;
+    this.#logger?.log("info", "peer reachable again", {
+      peer: peer.id,
+      address: peer.address,
+      downMs: Math.round(performance.now() - peer.streakStart),
+      failedAttempts: peer.failures,
+      failedFast: peer.failedFast,
+    });
+    peer.failures = 0;
+    peer.failedFast = 0;
+    peer.probing = false;
+  }
+
+  #failed(peer: Peer, probe: boolean, error: unknown): void {
+    if (probe) peer.probing = false;
+    const now = performance.now();
+    if (peer.failures === 0) {
+      peer.failures = 1;
+      peer.failedFast = 0;
+      peer.streakStart = now;
+      peer.retryAt = now + this.#backoffInitialMs;
+      this.#logger?.log("warn", "peer unreachable: backing off", {
+        peer: peer.id,
+        address: peer.address,
+        error: describe(error),
+        retryInMs: this.#backoffInitialMs,
+      });
+      return;
+    }
+    // A request that left before the streak began says nothing new: only probes move it on.
+    if (!probe) return;
+    peer.failures++;
+    peer.retryAt =
+      now + Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** (peer.failures - 1));
+  }
+
+  #peer(id: NodeId, address: string): Peer {
+    const key = `${id}\u0000${address}`;
+    let peer = this.#peers.get(key);
+    if (peer === undefined) {
+      peer = {
+        id,
+        address,
+        base: address.endsWith("/") ? address.slice(0, -1) : address,
+        appending: false,
+        queue: [],
+        failures: 0,
+        retryAt: 0,
+        probing: false,
+        streakStart: 0,
+        failedFast: 0,
+      };
+      this.#peers.set(key, peer);
+    }
+    return peer;
+  }
+}
+
+/** Whether `next` starts where `previous` ends, in the same term from the same leader. */
+function continues(previous: AppendEntriesRequest, next: AppendEntriesRequest): boolean {
+  return (
+    next.term === previous.term &&
+    next.from === previous.from &&
+    next.prevLogIndex === previous.prevLogIndex + previous.entries.length
+  );
+}
+
+function payloadBytes(message: AppendEntriesRequest): number {
+  let bytes = 0;
+  for (const entry of message.entries) if (entry.kind === "command") bytes += entry.data.length;
+  return bytes;
+}
+
+/** The `error` of a JSON error answer, or the start of its text; "" if unreadable. */
+async function errorDetail(response: Response): Promise<string> {
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await readBody(response.body, 4096));
+  } catch {
+    return "";
+  }
+  try {
+    const error = (JSON.parse(text) as { error?: unknown }).error;
+    if (typeof error === "string") return `: ${error}`;
+  } catch {
+    // not JSON: fall through
+  }
+  return text === "" ? "" : `: ${text.slice(0, 200)}`;
+}
+
+function timeoutError(message: RequestMessage, to: NodeId, timeoutMs: number): TransportError {
+  return new TransportError(
+    "timeout",
+    `${message.type} to ${to}: no answer within ${timeoutMs} ms`,
+  );
+}
+
+function closedError(): TransportError {
+  return new TransportError("closed", "the network was closed");
+}
+
+function positive(name: string, value: number): number {
+  if (!(value > 0 && Number.isFinite(value))) {
+    throw new RangeError(`FetchNetwork: ${name} ${value} is not a positive number`);
+  }
+  return value;
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";
+  return `${error.message}${cause}`;
+}
