@@ -43,15 +43,20 @@ export function newProgress(next: number): Progress {
 export function acknowledge(pr: Progress, index: number): Progress | undefined {
   if (index < pr.match) return undefined;
   if (index === pr.match && pr.state === "replicate") return undefined;
-  const inflight = pr.inflight.filter((last) => last > index);
-  return {
-    ...pr,
-    match: index,
-    next: Math.max(pr.next, index + 1),
-    state: "replicate",
-    probeSent: false,
+  const old = pr.inflight;
+  let k = 0;
+  while (k < old.length && (old[k] as number) <= index) k++;
+  const inflight = k === 0 ? old : old.slice(k);
+  return make(
+    index,
+    Math.max(pr.next, index + 1),
+    "replicate",
+    false,
     inflight,
-  };
+    pr.recentActive,
+    pr.loading,
+    pr.ackedRound,
+  );
 }
 
 /** Falls back to probing from `next` (after a rejection or an unreachable peer). */
@@ -76,7 +81,18 @@ export function canSend(pr: Progress, maxInflight: number): boolean {
 /** Records an AppendEntries whose last entry is `lastIndex`. */
 export function sent(pr: Progress, lastIndex: number): Progress {
   if (pr.state === "probe") return { ...pr, probeSent: true };
-  return { ...pr, next: lastIndex + 1, inflight: [...pr.inflight, lastIndex] };
+  const inflight = pr.inflight.slice();
+  inflight.push(lastIndex);
+  return make(
+    pr.match,
+    lastIndex + 1,
+    pr.state,
+    pr.probeSent,
+    inflight,
+    pr.recentActive,
+    pr.loading,
+    pr.ackedRound,
+  );
 }
 
 /**
@@ -89,5 +105,19 @@ export function heartbeatAnswered(pr: Progress, maxInflight: number, round: numb
       ? pr.inflight.slice(1)
       : pr.inflight;
   const ackedRound = Math.max(pr.ackedRound, round);
-  return { ...pr, recentActive: true, probeSent: false, inflight, ackedRound };
+  return make(pr.match, pr.next, pr.state, false, inflight, true, pr.loading, ackedRound);
+}
+
+/** A Progress written out field by field: one shape, no spread (hot path). */
+function make(
+  match: number,
+  next: number,
+  state: ProgressState,
+  probeSent: boolean,
+  inflight: readonly number[],
+  recentActive: boolean,
+  loading: boolean,
+  ackedRound: number,
+): Progress {
+  return { match, next, state, probeSent, inflight, recentActive, loading, ackedRound };
 }

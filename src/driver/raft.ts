@@ -82,6 +82,12 @@ interface PendingWrite {
   term: number;
 }
 
+interface AcceptedBatch {
+  readonly firstIndex: number;
+  readonly term: number;
+  readonly writes: PendingWrite[];
+}
+
 interface PendingRead {
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
@@ -117,6 +123,9 @@ const responseTypeOf: Record<RequestMessage["type"], ResponseMessage["type"] | n
   timeoutNow: null,
 };
 
+/** A settled promise: `then` on it queues a microtask (cheaper than queueMicrotask on Node). */
+const resolved = Promise.resolve();
+
 export class Raft implements RpcHandler {
   readonly id: NodeId;
   readonly metrics: MetricsHub;
@@ -128,6 +137,8 @@ export class Raft implements RpcHandler {
   readonly #seed: number | undefined;
   #state: RaftState;
   #started = false;
+  /** Set once start() has loaded the store: before that no request may see the empty state. */
+  #loaded = false;
   #stopped = false;
   #fatal: Error | null = null;
 
@@ -141,7 +152,9 @@ export class Raft implements RpcHandler {
   #nextRequestId = 1;
   readonly #proposing = new Map<number, PendingWrite[]>();
   readonly #reading = new Map<number, PendingRead[]>();
-  readonly #writesByIndex = new Map<number, PendingWrite>();
+  /** Accepted proposals in log order: their writes hold indexes firstIndex, firstIndex + 1... */
+  #acceptedBatches: AcceptedBatch[] = [];
+  #acceptedHead = 0;
   #pendingWriteCount = 0;
   #readsWaitingApply: PendingRead[] = [];
 
@@ -246,6 +259,7 @@ export class Raft implements RpcHandler {
         appliedIndex: applied,
       },
     });
+    this.#loaded = true;
     this.#log("info", "started", { lastIndex: stored.lastIndex, applied });
     this.#enqueue({ input: { type: "start" } });
   }
@@ -392,10 +406,12 @@ export class Raft implements RpcHandler {
     this.#scheduleDrain();
   }
 
+  readonly #drainBound = () => this.#drain();
+
   #scheduleDrain(): void {
     if (this.#drainScheduled || this.#stopped) return;
     this.#drainScheduled = true;
-    queueMicrotask(() => this.#drain());
+    resolved.then(this.#drainBound);
   }
 
   #drain(): void {
@@ -514,15 +530,36 @@ export class Raft implements RpcHandler {
     this.#flushApplies();
   }
 
+  readonly #due: Record<TimerName, number> = { election: 0, heartbeat: 0 };
+  readonly #generation: Record<TimerName, number> = { election: 0, heartbeat: 0 };
+  readonly #nodeDue: Record<TimerName, number> = { election: 0, heartbeat: 0 };
+
+  /** Lazy re-arming: a later deadline only moves #due; an early wake-up sleeps again. */
   #setTimer(timer: TimerName, effect: Extract<Effect, { type: "armTimer" }> | null): void {
+    if (!effect) {
+      clearTimeout(this.#timers[timer]);
+      this.#timers[timer] = undefined;
+      return;
+    }
+    const due = performance.now() + effect.afterMs;
+    this.#due[timer] = due;
+    this.#generation[timer] = effect.generation;
+    if (this.#timers[timer] !== undefined && this.#nodeDue[timer] <= due) return;
     clearTimeout(this.#timers[timer]);
-    this.#timers[timer] = undefined;
-    if (!effect) return;
-    const { generation } = effect;
+    this.#arm(timer, effect.afterMs);
+  }
+
+  #arm(timer: TimerName, afterMs: number): void {
+    this.#nodeDue[timer] = performance.now() + afterMs;
     this.#timers[timer] = setTimeout(() => {
       this.#timers[timer] = undefined;
-      this.#enqueue({ input: { type: "timeout", timer, generation } });
-    }, effect.afterMs);
+      const left = this.#due[timer] - performance.now();
+      if (left > 1) {
+        this.#arm(timer, left);
+        return;
+      }
+      this.#enqueue({ input: { type: "timeout", timer, generation: this.#generation[timer] } });
+    }, afterMs);
   }
 
   #send(peer: NodeId, message: RequestMessage): void {
@@ -621,13 +658,18 @@ export class Raft implements RpcHandler {
   }
 
   #applied(entries: readonly Entry[], responses: readonly ApplyResponse[]): void {
-    entries.forEach((entry, i) => {
-      const pending = this.#writesByIndex.get(entry.index);
-      if (!pending) return;
-      this.#writesByIndex.delete(entry.index);
+    const queue = this.#acceptedBatches;
+    let head = this.#acceptedHead;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as Entry;
+      let batch = queue[head];
+      while (batch && entry.index >= batch.firstIndex + batch.writes.length) batch = queue[++head];
+      if (!batch || entry.index < batch.firstIndex) continue;
+      const pending = batch.writes[entry.index - batch.firstIndex] as PendingWrite;
+      if (entry.index === batch.firstIndex + batch.writes.length - 1) head++;
       this.#pendingWriteCount--;
       const response = responses[i] as ApplyResponse;
-      if (pending.term !== entry.term) {
+      if (batch.term !== entry.term) {
         pending.reject(
           new LeadershipLostError(`entry ${entry.index} was replaced by a newer leader`),
         );
@@ -636,7 +678,16 @@ export class Raft implements RpcHandler {
       } else {
         pending.resolve({ index: entry.index, response });
       }
-    });
+    }
+    if (head === queue.length) {
+      this.#acceptedBatches = [];
+      this.#acceptedHead = 0;
+    } else if (head > 1024 && head * 2 > queue.length) {
+      this.#acceptedBatches = queue.slice(head);
+      this.#acceptedHead = 0;
+    } else {
+      this.#acceptedHead = head;
+    }
     const last = entries[entries.length - 1] as Entry;
     this.#lastApplied = last.index;
     this.#enqueue({ input: { type: "applied", index: last.index } });
@@ -650,10 +701,20 @@ export class Raft implements RpcHandler {
     const writes = this.#proposing.get(requestId);
     if (!writes) return;
     this.#proposing.delete(requestId);
-    writes.forEach((write, i) => {
-      write.term = term;
-      this.#writesByIndex.set(firstIndex + i, write);
-    });
+    // Writes a new leader's entries replaced can no longer be applied with their term.
+    const queue = this.#acceptedBatches;
+    while (queue.length > this.#acceptedHead) {
+      const tail = queue[queue.length - 1] as AcceptedBatch;
+      const end = tail.firstIndex + tail.writes.length;
+      if (end <= firstIndex) break;
+      const cut = Math.max(0, firstIndex - tail.firstIndex);
+      const lost = tail.writes.splice(cut);
+      this.#pendingWriteCount -= lost.length;
+      for (const w of lost) w.reject(new LeadershipLostError("entry replaced by a newer leader"));
+      if (tail.writes.length === 0) queue.pop();
+      else break;
+    }
+    queue.push({ firstIndex, term, writes });
   }
 
   #rejectProposal(requestId: number, error: Error): void {
@@ -714,8 +775,8 @@ export class Raft implements RpcHandler {
   }
 
   #checkRunning(reject: (error: Error) => void): boolean {
-    if (!this.#stopped && this.#started) return true;
-    if (!this.#started) reject(new Error("the node has not been started"));
+    if (!this.#stopped && this.#loaded) return true;
+    if (!this.#loaded) reject(new Error("the node has not been started"));
     else reject(this.#fatal ?? new ShutdownError("the node has shut down"));
     return false;
   }
@@ -735,7 +796,7 @@ export class Raft implements RpcHandler {
     const writes = [
       ...this.#proposals,
       ...[...this.#proposing.values()].flat(),
-      ...this.#writesByIndex.values(),
+      ...this.#acceptedBatches.slice(this.#acceptedHead).flatMap((b) => b.writes),
     ];
     const reads = [
       ...this.#reads,
@@ -744,7 +805,8 @@ export class Raft implements RpcHandler {
     ];
     this.#proposals = [];
     this.#proposing.clear();
-    this.#writesByIndex.clear();
+    this.#acceptedBatches = [];
+    this.#acceptedHead = 0;
     this.#pendingWriteCount = 0;
     this.#reads = [];
     this.#reading.clear();
@@ -756,6 +818,7 @@ export class Raft implements RpcHandler {
     }
     for (const held of this.#held) held.reply?.(null);
     this.#held = [];
+    for (const queued of this.#queue) queued.reply?.(null);
     this.#queue = [];
     this.#publishMetrics();
     this.#closed(fatal);

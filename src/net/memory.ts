@@ -359,7 +359,7 @@ export class MemoryNetwork {
         }, 0);
         return;
       }
-      call.timer = setTimeout(() => {
+      this.#expireAt(call, timeoutMs, () => {
         counters.timedOut++;
         this.#reject(
           call,
@@ -368,7 +368,7 @@ export class MemoryNetwork {
             `${message.type} from ${from} to ${to} got no answer within ${timeoutMs} ms`,
           ),
         );
-      }, timeoutMs);
+      });
 
       if (!this.canReach(from, to)) {
         counters.blocked++;
@@ -397,7 +397,7 @@ export class MemoryNetwork {
     const queue = link.queue;
     if (this.#delayMax <= 0) {
       if (queue.length === 0) {
-        queueMicrotask(run);
+        resolvedPromise.then(run);
         return;
       }
       // Behind requests still delayed by an earlier setting: keep their order.
@@ -511,6 +511,63 @@ export class MemoryNetwork {
     if (this.#finish(call)) call.reject(error);
   }
 
+  /**
+   * Calls with the same timeout expire in the order they were made: one FIFO and one timer per
+   * timeout value, instead of a setTimeout and a clearTimeout per call.
+   */
+  readonly #expiries = new Map<
+    number,
+    { queue: { call: Call; due: number; expire: () => void }[]; head: number; timer: boolean }
+  >();
+
+  #expireAt(call: Call, timeoutMs: number, expire: () => void): void {
+    let fifo = this.#expiries.get(timeoutMs);
+    if (fifo === undefined) {
+      fifo = { queue: [], head: 0, timer: false };
+      this.#expiries.set(timeoutMs, fifo);
+    }
+    // Calls mostly settle in order: drop settled ones from the head so the FIFO stays short.
+    while (fifo.head < fifo.queue.length && fifo.queue[fifo.head]?.call.settled) fifo.head++;
+    if (fifo.head === fifo.queue.length) {
+      fifo.queue = [];
+      fifo.head = 0;
+    } else if (fifo.head > 1024 && fifo.head * 2 > fifo.queue.length) {
+      fifo.queue = fifo.queue.slice(fifo.head);
+      fifo.head = 0;
+    }
+    fifo.queue.push({ call, due: performance.now() + timeoutMs, expire });
+    if (!fifo.timer) this.#armExpiry(fifo, timeoutMs);
+  }
+
+  #armExpiry(
+    fifo: {
+      queue: { call: Call; due: number; expire: () => void }[];
+      head: number;
+      timer: boolean;
+    },
+    delay: number,
+  ): void {
+    fifo.timer = true;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fifo.timer = false;
+      const now = performance.now();
+      while (fifo.head < fifo.queue.length) {
+        const item = fifo.queue[fifo.head] as { call: Call; due: number; expire: () => void };
+        if (!item.call.settled && item.due > now) break;
+        fifo.head++;
+        if (!item.call.settled) item.expire();
+      }
+      if (fifo.head > 1024 && fifo.head * 2 > fifo.queue.length) {
+        fifo.queue = fifo.queue.slice(fifo.head);
+        fifo.head = 0;
+      }
+      const next = fifo.queue[fifo.head];
+      if (next !== undefined && !this.#closed) this.#armExpiry(fifo, Math.max(0, next.due - now));
+    }, delay);
+    this.#timers.add(timer);
+  }
+
   #finish(call: Call): boolean {
     if (call.settled) return false;
     call.settled = true;
@@ -550,6 +607,9 @@ export class MemoryNetwork {
 }
 
 function ignore(): void {}
+
+/** `then` on it queues a microtask: cheaper than queueMicrotask on Node (no AsyncResource). */
+const resolvedPromise = Promise.resolve();
 
 function newCounters(): MessageCounters {
   return { sent: 0, delivered: 0, dropped: 0, blocked: 0, duplicated: 0, timedOut: 0 };

@@ -3,12 +3,16 @@ import { after, describe, it } from "node:test";
 import {
   BackpressureError,
   FatalError,
+  LeadershipLostError,
   NotLeaderError,
   ShutdownError,
   TimeoutError,
 } from "../../src/driver/errors.ts";
+import { Raft } from "../../src/driver/raft.ts";
 import { ApplyFailure } from "../../src/driver/state-machine.ts";
-import { bytes, TestCluster, testConfig, text, waitMs } from "./harness.ts";
+import { MemoryNetwork } from "../../src/net/memory.ts";
+import { MemoryLogStore } from "../../src/storage/memory.ts";
+import { bytes, RecordingStateMachine, TestCluster, testConfig, text, waitMs } from "./harness.ts";
 
 const ids = ["n1", "n2", "n3"];
 const clusters: TestCluster[] = [];
@@ -76,6 +80,54 @@ describe("Raft driver: formation", () => {
       "indices follow write order",
     );
     assert.equal(leader.machine.applied.length, 1000);
+  });
+});
+
+describe("Raft driver: lifecycle", () => {
+  const vote = {
+    type: "requestVote",
+    term: 6,
+    from: "c",
+    to: "b",
+    preVote: false,
+    transfer: false,
+    lastLogIndex: 0,
+    lastLogTerm: 0,
+  } as const;
+
+  it("requests that arrive while start() loads the store are refused, not run on empty state", async () => {
+    const store = new MemoryLogStore();
+    await store.write({ hardState: { term: 5, votedFor: "b" }, entries: [] });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slowStore = Object.assign(Object.create(store), {
+      load: async () => {
+        await gate;
+        return store.load();
+      },
+    }) as MemoryLogStore;
+    const raft = new Raft({
+      id: "b",
+      config: testConfig,
+      logStore: slowStore,
+      stateMachine: new RecordingStateMachine(),
+      network: new MemoryNetwork().endpoint("b"),
+    });
+    const starting = raft.start();
+    await assert.rejects(raft.handle(vote), /not been started/);
+    release();
+    await starting;
+    assert.deepEqual(store.hardState, { term: 5, votedFor: "b" });
+    await raft.shutdown();
+  });
+
+  it("a request still queued when the node stops is answered with null", async () => {
+    const c = await cluster(["b"]);
+    const pending = c.node("b").raft.handle(vote);
+    await c.node("b").raft.shutdown();
+    assert.equal(await pending, null);
   });
 });
 
@@ -231,6 +283,23 @@ describe("Raft driver: faults", () => {
       const applied = c.node(id).machine.applied;
       for (const w of acknowledged) assert.ok(applied.includes(w), `${id} lost ${w}`);
     }
+  });
+
+  it("a write on a deposed leader whose entry is replaced rejects with LeadershipLostError", async () => {
+    const c = await cluster();
+    await c.initializeAll();
+    const old = await c.leader();
+    await old.raft.write(bytes("base"));
+    c.network.isolate(old.id);
+    const doomed = old.raft.write(bytes("doomed"));
+    const fresh = await c.leader(ids.filter((id) => id !== old.id));
+    await fresh.raft.write(bytes("winner"));
+    c.network.heal();
+    await assert.rejects(doomed, LeadershipLostError);
+    const last = fresh.raft.metrics.current.lastApplied;
+    await c.waitAll(ids, (m) => m.lastApplied >= last, "caught up");
+    assert.ok(!old.machine.applied.includes("doomed"));
+    assert.deepEqual(old.machine.applied, fresh.machine.applied);
   });
 
   it("ensureLinearizable on a leader partitioned away rejects or times out", async () => {
