@@ -67,6 +67,16 @@ export const RPC_PATHS: Readonly<Record<RequestMessage["type"], string>> = {
   timeoutNow: "/timeout-now",
 };
 
+/** PreVote (thesis §9.6) has its own route, so logs and metrics tell it apart from a vote. */
+export const PRE_VOTE_PATH = "/pre-vote";
+
+/** The route a request is posted to. */
+export function rpcPath(message: RequestMessage): string {
+  return message.type === "requestVote" && message.preVote
+    ? PRE_VOTE_PATH
+    : RPC_PATHS[message.type];
+}
+
 // ---------------------------------------------------------------------------------------------
 // AppendEntries: binary
 

@@ -24,7 +24,13 @@ import { type Context, Hono } from "hono";
 import type { NodeId } from "../core/types.ts";
 import type { RequestMessage, ResponseMessage, RpcHandler } from "../net/network.ts";
 import { BodyTooLargeError, readBody } from "./body.ts";
-import { decodeAppendEntries, decodeJsonRequest, encodeJson, RPC_PATHS } from "./codec.ts";
+import {
+  decodeAppendEntries,
+  decodeJsonRequest,
+  encodeJson,
+  PRE_VOTE_PATH,
+  RPC_PATHS,
+} from "./codec.ts";
 import { WireError } from "./wire-error.ts";
 
 /** Options of {@link raftRoutes}. */
@@ -84,9 +90,23 @@ export function raftRoutes(raft: RaftRpcHandler, options: RaftRoutesOptions = {}
   app.post(RPC_PATHS.appendEntries, (c) =>
     serveRpc(c, raft, maxBodyBytes, OCTET_STREAM, decodeAppendEntries),
   );
-  for (const type of ["heartbeat", "requestVote", "timeoutNow"] as const) {
+  for (const type of ["heartbeat", "timeoutNow"] as const) {
     app.post(RPC_PATHS[type], (c) =>
       serveRpc(c, raft, maxBodyBytes, JSON_TYPE, (body) => decodeJsonRequest(type, body)),
+    );
+  }
+  for (const [path, preVote] of [
+    [RPC_PATHS.requestVote, false],
+    [PRE_VOTE_PATH, true],
+  ] as const) {
+    app.post(path, (c) =>
+      serveRpc(c, raft, maxBodyBytes, JSON_TYPE, (body) => {
+        const request = decodeJsonRequest("requestVote", body);
+        if (request.type === "requestVote" && request.preVote !== preVote) {
+          throw new WireError(`requestVote.preVote must be ${preVote} on ${path}`);
+        }
+        return request;
+      }),
     );
   }
   return app;

@@ -33,7 +33,7 @@
  */
 import type { AppendEntriesRequest, Entry, NodeId } from "../core/types.ts";
 import { BodyTooLargeError, readBody } from "../http/body.ts";
-import { decodeJsonResponse, encodeAppendEntries, encodeJson, RPC_PATHS } from "../http/codec.ts";
+import { decodeJsonResponse, encodeAppendEntries, encodeJson, rpcPath } from "../http/codec.ts";
 import type { Network, RequestMessage, ResponseMessage } from "./network.ts";
 
 /** Why a send failed. */
@@ -333,7 +333,7 @@ export class FetchNetwork implements Network {
       timeoutMs,
     );
     try {
-      const response = await this.#fetch(peer.base + RPC_PATHS[message.type], {
+      const response = await this.#fetch(peer.base + rpcPath(message), {
         method: "POST",
         headers,
         body,

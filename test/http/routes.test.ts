@@ -4,7 +4,13 @@ import { Hono } from "hono";
 import type { Server } from "../../adapters/server.ts";
 import type { AppendEntriesRequest } from "../../src/core/types.ts";
 import { Raft } from "../../src/driver/raft.ts";
-import { encodeAppendEntries, encodeJson, RPC_PATHS } from "../../src/http/codec.ts";
+import {
+  encodeAppendEntries,
+  encodeJson,
+  PRE_VOTE_PATH,
+  RPC_PATHS,
+  rpcPath,
+} from "../../src/http/codec.ts";
 import { raftRoutes } from "../../src/http/routes.ts";
 import { MemoryNetwork } from "../../src/net/memory.ts";
 import type { RequestMessage } from "../../src/net/network.ts";
@@ -138,6 +144,17 @@ function badAppendEntries(to: string): BadCase[] {
   ];
 }
 
+/** A vote posted to the pre-vote route, or the other way round. */
+function wrongRoute(request: JsonRequest | undefined, preVote: boolean): BadCase {
+  return {
+    name: preVote ? "a vote on the pre-vote route" : "a pre-vote on the vote route",
+    body: () => encodeJson(request as JsonRequest),
+    contentType: JSON_TYPE,
+    status: 400,
+    error: new RegExp(`preVote must be ${preVote}`),
+  };
+}
+
 /** Bad bodies for the JSON route of `request` (addressed to the node). */
 function badJson(request: JsonRequest, to: string): BadCase[] {
   const valid = JSON.parse(encodeJson(request)) as Record<string, unknown>;
@@ -192,13 +209,8 @@ function badCases(to: string): [string, BadCase[]][] {
   return [
     [RPC_PATHS.appendEntries, badAppendEntries(to)],
     [RPC_PATHS.heartbeat, badJson(heartbeat as JsonRequest, to)],
-    [
-      RPC_PATHS.requestVote,
-      [
-        ...badJson(vote as JsonRequest, to),
-        ...badJson(preVote as JsonRequest, to).map((c) => ({ ...c, name: `pre-vote: ${c.name}` })),
-      ],
-    ],
+    [RPC_PATHS.requestVote, [...badJson(vote as JsonRequest, to), wrongRoute(preVote, false)]],
+    [PRE_VOTE_PATH, [...badJson(preVote as JsonRequest, to), wrongRoute(vote, true)]],
     [RPC_PATHS.timeoutNow, badJson(timeoutNow as JsonRequest, to)],
   ];
 }
@@ -254,7 +266,7 @@ describe(`raftRoutes on ${runtime}`, () => {
   it("answers every request type: 200 with the response, 204 for TimeoutNow", async () => {
     for (const request of allRequests("n2")) {
       const [body, contentType] = encoded(request);
-      const answer = await post(`${base}/open${RPC_PATHS[request.type]}`, body, contentType);
+      const answer = await post(`${base}/open${rpcPath(request)}`, body, contentType);
       const expected = answerTo(request);
       assert.equal(answer.status, expected === null ? 204 : 200, request.type);
       assert.deepEqual(answer.body, expected);
@@ -357,7 +369,7 @@ describe(`raftRoutes on ${runtime}`, () => {
     it("the right secret: 200 on every route (the scheme is case-insensitive)", async () => {
       for (const request of allRequests("n2")) {
         const [b, type] = encoded(request);
-        const answer = await post(`${base}/secure${RPC_PATHS[request.type]}`, b, type, {
+        const answer = await post(`${base}/secure${rpcPath(request)}`, b, type, {
           Authorization: `Bearer ${SECRET}`,
         });
         assert.equal(answer.status, request.type === "timeoutNow" ? 204 : 200);
@@ -382,7 +394,7 @@ describe(`raftRoutes on ${runtime}`, () => {
       it(name, async () => {
         for (const request of allRequests("n2")) {
           const [body, contentType] = encoded(request);
-          const answer = await post(`${base}${path}${RPC_PATHS[request.type]}`, body, contentType);
+          const answer = await post(`${base}${path}${rpcPath(request)}`, body, contentType);
           assert.equal(answer.status, 503, request.type);
           assert.match(errorOf(answer), pattern);
         }
@@ -466,7 +478,7 @@ describe(`raftRoutes on ${runtime} in front of a real Raft node`, () => {
     ];
     for (const request of disruptive) {
       const [body, contentType] = encoded(request);
-      const url = `${base}${RPC_PATHS[request.type]}`;
+      const url = `${base}${rpcPath(request)}`;
       for (const headers of [{}, { Authorization: "Bearer wrong" }] as Record<string, string>[]) {
         assert.equal((await post(url, body, contentType, headers)).status, 401, request.type);
       }
