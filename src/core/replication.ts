@@ -48,6 +48,7 @@ function batchEnd(c: Ctx, from: number, to: number, entryOf: (index: number) => 
   return end;
 }
 
+/** Sends AppendEntries to `peer` and records it in flow control. */
 function transmit(
   c: Ctx,
   peer: NodeId,
@@ -56,21 +57,20 @@ function transmit(
   prevLogTerm: number,
   entries: readonly Entry[],
 ): void {
-  send(
-    c,
-    {
-      type: "appendEntries",
-      term: c.s.term,
-      from: c.s.id,
-      to: peer,
-      prevLogIndex,
-      prevLogTerm,
-      entries,
-      leaderCommit: c.s.commitIndex,
-    },
-    false,
-  );
+  sendAppendEntries(c, peer, prevLogIndex, prevLogTerm, entries);
   setProgress(c, peer, sent(pr, prevLogIndex + entries.length));
+}
+
+function sendAppendEntries(
+  c: Ctx,
+  to: NodeId,
+  prevLogIndex: number,
+  prevLogTerm: number,
+  entries: readonly Entry[],
+): void {
+  const { term, id: from, commitIndex: leaderCommit } = c.s;
+  const type = "appendEntries";
+  send(c, { type, term, from, to, prevLogIndex, prevLogTerm, entries, leaderCommit }, false);
 }
 
 /** The entries `peer` needs left the in-memory window: ask the driver to read them. */
@@ -185,21 +185,7 @@ export function handleHeartbeatResponse(c: Ctx, m: HeartbeatResponse): void {
 function sendTail(c: Ctx, peer: NodeId, pr: Progress): void {
   const prevLogIndex = pr.next - 1;
   const prevLogTerm = termAt(c.s.log, prevLogIndex);
-  if (prevLogTerm === undefined) return;
-  send(
-    c,
-    {
-      type: "appendEntries",
-      term: c.s.term,
-      from: c.s.id,
-      to: peer,
-      prevLogIndex,
-      prevLogTerm,
-      entries: [],
-      leaderCommit: c.s.commitIndex,
-    },
-    false,
-  );
+  if (prevLogTerm !== undefined) sendAppendEntries(c, peer, prevLogIndex, prevLogTerm, []);
 }
 
 /** The transport gave up on `peer`: assume batches in flight are lost and probe again. */

@@ -6,6 +6,7 @@
 import type { ConfigEntry } from "../core/membership.ts";
 import type { Entry, HardState } from "../core/types.ts";
 import type { LogStore, LogWrite, StoredState } from "./log-store.ts";
+import { validateWrite } from "./validate-write.ts";
 
 /** Options of a {@link MemoryLogStore}. */
 export interface MemoryLogStoreOptions {
@@ -273,51 +274,11 @@ export class MemoryLogStore implements LogStore {
   }
 
   #validate(batch: LogWrite): void {
-    const { truncateFrom, entries, hardState } = batch;
-    let last = this.lastIndex;
-    if (truncateFrom !== undefined) {
-      if (
-        !Number.isSafeInteger(truncateFrom) ||
-        truncateFrom <= this.#snapshotIndex ||
-        truncateFrom > last + 1
-      ) {
-        throw new RangeError(
-          `write: truncateFrom ${truncateFrom} outside ${this.#snapshotIndex + 1}..${last + 1}`,
-        );
-      }
-      last = truncateFrom - 1;
-    }
-    let prevTerm = this.#termAt(last);
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i] as Entry;
-      if (entry.index !== last + 1 + i) {
-        throw new RangeError(
-          `write: entry #${i} has index ${entry.index}, expected ${last + 1 + i} (entries must ` +
-            "follow the log without gaps)",
-        );
-      }
-      // Term 0 is allowed: the membership entry that initializes a cluster has it.
-      if (!Number.isSafeInteger(entry.term) || entry.term < prevTerm) {
-        throw new RangeError(
-          `write: entry ${entry.index} has term ${entry.term}, below the term before (${prevTerm})`,
-        );
-      }
-      prevTerm = entry.term;
-    }
-    if (hardState !== undefined) {
-      const current = this.#hardState;
-      if (!Number.isSafeInteger(hardState.term) || hardState.term < current.term) {
-        throw new RangeError(`write: hard state term ${hardState.term} below ${current.term}`);
-      }
-      if (
-        hardState.term === current.term &&
-        current.votedFor !== null &&
-        hardState.votedFor !== current.votedFor
-      ) {
-        throw new Error(
-          `write: vote changed from ${current.votedFor} to ${hardState.votedFor} in term ${current.term}`,
-        );
-      }
-    }
+    validateWrite(batch, {
+      snapshotIndex: this.#snapshotIndex,
+      lastIndex: this.lastIndex,
+      hardState: this.#hardState,
+      termAt: (index) => this.#termAt(index),
+    });
   }
 }

@@ -17,6 +17,7 @@
 import type { ConfigEntry } from "../core/membership.ts";
 import type { Entry, HardState, Membership } from "../core/types.ts";
 import type { LogStore, LogWrite, StoredState } from "./log-store.ts";
+import { validateWrite } from "./validate-write.ts";
 
 // ---------------------------------------------------------------------------------------------
 // The driver interface
@@ -382,57 +383,21 @@ export class SqliteLogStore implements LogStore {
    * entry encoding checks). Returns the term of the last entry after the write.
    */
   #validate(batch: LogWrite): number {
-    const { truncateFrom, entries, hardState } = batch;
-    let last = this.#lastIndex;
-    if (truncateFrom !== undefined) {
-      if (
-        !Number.isSafeInteger(truncateFrom) ||
-        truncateFrom <= this.#snapshotIndex ||
-        truncateFrom > last + 1
-      ) {
-        throw new RangeError(
-          `write: truncateFrom ${truncateFrom} outside ${this.#snapshotIndex + 1}..${last + 1}`,
-        );
-      }
-      last = truncateFrom - 1;
+    const lastTerm = validateWrite(
+      batch,
+      {
+        snapshotIndex: this.#snapshotIndex,
+        lastIndex: this.#lastIndex,
+        hardState: this.#hardState,
+        termAt: (index) => this.#termAt(index),
+      },
+      checkEncodable,
+    );
+    const { hardState } = batch;
+    if (hardState && hardState.votedFor !== null && typeof hardState.votedFor !== "string") {
+      throw new TypeError("write: votedFor must be a string or null");
     }
-    let prevTerm = this.#termAt(last);
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i] as Entry;
-      if (entry.index !== last + 1 + i) {
-        throw new RangeError(
-          `write: entry #${i} has index ${entry.index}, expected ${last + 1 + i} (entries must ` +
-            "follow the log without gaps)",
-        );
-      }
-      // Term 0 is allowed: the membership entry that initializes a cluster has it.
-      if (!Number.isSafeInteger(entry.term) || entry.term < prevTerm) {
-        throw new RangeError(
-          `write: entry ${entry.index} has term ${entry.term}, below the term before (${prevTerm})`,
-        );
-      }
-      prevTerm = entry.term;
-      checkEncodable(entry);
-    }
-    if (hardState !== undefined) {
-      const current = this.#hardState;
-      if (!Number.isSafeInteger(hardState.term) || hardState.term < current.term) {
-        throw new RangeError(`write: hard state term ${hardState.term} below ${current.term}`);
-      }
-      if (
-        hardState.term === current.term &&
-        current.votedFor !== null &&
-        hardState.votedFor !== current.votedFor
-      ) {
-        throw new Error(
-          `write: vote changed from ${current.votedFor} to ${hardState.votedFor} in term ${current.term}`,
-        );
-      }
-      if (hardState.votedFor !== null && typeof hardState.votedFor !== "string") {
-        throw new TypeError(`write: votedFor must be a string or null`);
-      }
-    }
-    return prevTerm;
+    return lastTerm;
   }
 }
 
