@@ -447,6 +447,8 @@ export class Raft implements RpcHandler {
         }
       }
     } catch (error) {
+      // A broken invariant: stop rather than act on a state that may violate safety.
+      for (const queued of queue) queued.reply?.(null);
       this.#stop(asError(error));
       return;
     }
