@@ -565,7 +565,7 @@ export class Raft implements RpcHandler {
   }
 
   #send(peer: NodeId, message: RequestMessage): void {
-    const address = activeConfig(this.#state.configs).membership.addresses[peer] ?? "";
+    const address = this.#addressOf(peer) ?? "";
     this.#network.send(peer, address, message, this.#config.rpcTimeoutMs).then(
       (response) => {
         if (response && !this.#stopped)
@@ -772,8 +772,18 @@ export class Raft implements RpcHandler {
 
   #notLeader(): NotLeaderError {
     const leaderId = this.#state.leaderId;
-    const addresses = activeConfig(this.#state.configs).membership.addresses;
-    return new NotLeaderError(leaderId, leaderId ? (addresses[leaderId] ?? null) : null);
+    return new NotLeaderError(leaderId, leaderId ? this.#addressOf(leaderId) : null);
+  }
+
+  /** A member's address, from the newest configuration that names it (a node being removed
+   * is still replicated to until the configuration without it commits). */
+  #addressOf(id: NodeId): string | null {
+    const { configs } = this.#state;
+    for (let i = configs.length - 1; i >= 0; i--) {
+      const address = configs[i]?.membership.addresses[id];
+      if (address !== undefined) return address;
+    }
+    return null;
   }
 
   #checkRunning(reject: (error: Error) => void): boolean {
