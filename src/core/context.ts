@@ -6,13 +6,14 @@
 import * as raftLog from "./log.ts";
 import {
   activeConfig,
+  allMembers,
   type ConfigEntry,
   compactConfigs,
   isLearner,
   isVoter,
   truncateConfigs,
 } from "./membership.ts";
-import type { Progress } from "./progress.ts";
+import { newProgress, type Progress } from "./progress.ts";
 import { nextRandom } from "./rng.ts";
 import type { RaftState } from "./state.ts";
 import type { Effect, Entry, Membership, Message, NodeId, TimerName } from "./types.ts";
@@ -49,6 +50,7 @@ export function newCtx(state: RaftState): Ctx {
     progress: state.progress,
     readRound: state.readRound,
     pendingReads: state.pendingReads,
+    transfer: state.transfer,
     random: state.random,
     timers: state.timers,
   };
@@ -70,11 +72,38 @@ export function membership(c: Ctx): Membership {
 
 /** May this node start an election? Only voters of the active configuration may (thesis §4.2.1). */
 export function canCampaign(c: Ctx): boolean {
-  return isVoter(membership(c), c.s.id);
+  return mayLead(c.s);
+}
+
+/**
+ * Voters of the active configuration may lead; so may voters of the one before it while the
+ * active one is not known to be committed. At most one configuration is ever uncommitted, so the
+ * previous one is still in force: a leader that appended a configuration without itself and then
+ * lost leadership before it committed must be able to win again and finish the change, or the
+ * voters left in the older configuration could wait for its vote forever. Safety does not depend
+ * on who campaigns: votes are counted in the candidate's active configuration only.
+ */
+export function mayLead(s: RaftState): boolean {
+  const { configs, id } = s;
+  const active = configs[configs.length - 1];
+  if (!active) return false;
+  if (isVoter(active.membership, id)) return true;
+  const previous = configs[configs.length - 2];
+  return previous !== undefined && active.index > s.commitIndex && isVoter(previous.membership, id);
 }
 
 export function send(c: Ctx, message: Message, afterPersist: boolean): void {
   c.effects.push({ type: "send", message, afterPersist });
+}
+
+/**
+ * Sends a leader's request. Until an entry of its term is durable here, its term and vote may
+ * not be (a single voter wins in the step that raised its term): a crash could then let it win
+ * the same term again with another log (§5.2 election safety), so its messages wait until
+ * everything written before them is durable.
+ */
+export function sendAsLeader(c: Ctx, message: Message): void {
+  send(c, message, raftLog.termAt(c.s.log, c.s.persistedIndex) !== c.s.term);
 }
 
 /** Term and vote must be durable before any message that depends on them leaves (§5.1). */
@@ -162,11 +191,41 @@ export function truncateLog(c: Ctx, fromIndex: number): void {
   c.effects.push({ type: "truncateLog", fromIndex });
 }
 
+/**
+ * A node uses its latest configuration, committed or not (thesis §4.1): a follower becomes a
+ * learner or a voter (and arms or disarms its election timer) as soon as the entry is appended.
+ */
 function setConfigs(c: Ctx, configs: readonly ConfigEntry[]): void {
+  const couldCampaign = canCampaign(c);
   c.s.configs = configs;
   if (c.s.role === "follower" || c.s.role === "learner") {
     c.s.role = isLearner(membership(c), c.s.id) ? "learner" : "follower";
+    // A new or promoted voter arms its timer now: the leader may die before its next message.
+    if (canCampaign(c) !== couldCampaign) resetElectionTimer(c);
   }
+  syncProgress(c);
+}
+
+/**
+ * The leader replicates to every member of every configuration it keeps (the latest committed
+ * one and newer ones): a new member gets a probe from the end of the log as soon as its
+ * configuration is appended; a removed one is dropped once no kept configuration has it, i.e.
+ * once C_new commits (thesis §4.3, §4.2.2).
+ */
+export function syncProgress(c: Ctx): void {
+  if (c.s.role !== "leader") return;
+  const members = new Set<NodeId>();
+  for (const entry of c.s.configs) {
+    for (const id of allMembers(entry.membership)) if (id !== c.s.id) members.add(id);
+  }
+  const { progress } = c.s;
+  let same = progress.size === members.size;
+  for (const id of members) if (!progress.has(id)) same = false;
+  if (same) return;
+  const next = new Map<NodeId, Progress>();
+  for (const id of members) next.set(id, progress.get(id) ?? newProgress(c.s.log.lastIndex + 1));
+  c.s.progress = next;
+  c.ownProgress = next;
 }
 
 /** Moves the commit index forward (never back) and applies what is now committed. */
@@ -176,7 +235,11 @@ export function commitTo(c: Ctx, index: number): void {
     throw new Error(`invariant: commit ${index} beyond last index ${c.s.log.lastIndex}`);
   }
   c.s.commitIndex = index;
-  if (c.s.configs.length > 1) c.s.configs = compactConfigs(c.s.configs, index);
+  if (c.s.configs.length > 1) {
+    const before = c.s.configs;
+    c.s.configs = compactConfigs(before, index);
+    if (c.s.configs !== before) syncProgress(c);
+  }
   applyCommitted(c);
 }
 

@@ -65,14 +65,17 @@ function tallyVotes(c: Ctx, transfer: boolean): void {
 /**
  * §5.2, §5.4.1: one vote per term, only to a candidate whose log is at least as up to date.
  * A PreVote is granted on the same conditions for the next term but changes nothing here.
+ * Whose vote counts is the candidate's business (its configuration, quorum.ts): a node that is
+ * a learner in its own, possibly stale, configuration still answers, since it may already be a
+ * voter in the candidate's newer one (thesis §4.3; etcd's TestLearnerCanVote). Learners never
+ * campaign and never count toward a quorum.
  */
 export function handleVoteRequest(c: Ctx, m: VoteRequest): void {
   const { s } = c;
   const canVote =
-    s.role !== "learner" &&
-    (s.votedFor === m.from ||
-      (s.votedFor === null && s.leaderId === null) ||
-      (m.preVote && m.term > s.term));
+    s.votedFor === m.from ||
+    (s.votedFor === null && s.leaderId === null) ||
+    (m.preVote && m.term > s.term);
   const granted = canVote && isUpToDate(s.log, m.lastLogTerm, m.lastLogIndex);
   if (granted && !m.preVote) {
     setTermAndVote(c, s.term, m.from);

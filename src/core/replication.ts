@@ -1,6 +1,7 @@
 /** Log replication, leader side (§5.3): flow-controlled AppendEntries, acknowledgements, commit. */
-import { type Ctx, commitTo, membership, send, setProgress } from "./context.ts";
+import { type Ctx, commitTo, membership, sendAsLeader, setProgress } from "./context.ts";
 import { entryAt, entryBytes, slice, termAt } from "./log.ts";
+import { advanceMembership } from "./membership-change.ts";
 import {
   acknowledge,
   canSend,
@@ -11,6 +12,7 @@ import {
 } from "./progress.ts";
 import { committedIndex } from "./quorum.ts";
 import { confirmReads, startWaitingReads } from "./read-index.ts";
+import { maybeSendTimeoutNow } from "./transfer.ts";
 import type { AppendEntriesResponse, Entry, HeartbeatResponse, NodeId } from "./types.ts";
 
 export function broadcastAppend(c: Ctx): void {
@@ -70,7 +72,7 @@ function sendAppendEntries(
 ): void {
   const { term, id: from, commitIndex: leaderCommit } = c.s;
   const type = "appendEntries";
-  send(c, { type, term, from, to, prevLogIndex, prevLogTerm, entries, leaderCommit }, false);
+  sendAsLeader(c, { type, term, from, to, prevLogIndex, prevLogTerm, entries, leaderCommit });
 }
 
 /** The entries `peer` needs left the in-memory window: ask the driver to read them. */
@@ -130,6 +132,8 @@ export function handleAppendResponse(c: Ctx, m: AppendEntriesResponse): void {
     setProgress(c, m.from, updated ?? active);
     if (!updated) return;
     maybeCommit(c);
+    if (c.s.role !== "leader") return; // stepped down: removed by the C_new just committed
+    if (c.s.transfer?.to === m.from) maybeSendTimeoutNow(c);
     sendAppend(c, m.from);
     return;
   }
@@ -197,18 +201,14 @@ export function handleUnreachable(c: Ctx, peer: NodeId): void {
 /** Heartbeats carry the commit index, capped at what each follower is known to hold. */
 export function sendHeartbeats(c: Ctx): void {
   for (const [peer, pr] of c.s.progress) {
-    send(
-      c,
-      {
-        type: "heartbeat",
-        term: c.s.term,
-        from: c.s.id,
-        to: peer,
-        leaderCommit: Math.min(c.s.commitIndex, pr.match),
-        round: c.s.readRound,
-      },
-      false,
-    );
+    sendAsLeader(c, {
+      type: "heartbeat",
+      term: c.s.term,
+      from: c.s.id,
+      to: peer,
+      leaderCommit: Math.min(c.s.commitIndex, pr.match),
+      round: c.s.readRound,
+    });
   }
 }
 
@@ -225,4 +225,5 @@ export function maybeCommit(c: Ctx): void {
   const firstInTerm = termAt(c.s.log, c.s.commitIndex) !== c.s.term;
   commitTo(c, index);
   if (firstInTerm) startWaitingReads(c);
+  advanceMembership(c);
 }

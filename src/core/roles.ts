@@ -5,12 +5,13 @@ import {
   armHeartbeatTimer,
   type Ctx,
   cancelTimer,
+  mayLead,
   membership,
   resetElectionTimer,
   setTermAndVote,
+  syncProgress,
 } from "./context.ts";
-import { allMembers, isLearner, isVoter } from "./membership.ts";
-import { newProgress, type Progress } from "./progress.ts";
+import { isLearner } from "./membership.ts";
 import { rejectReads } from "./read-index.ts";
 import { broadcastAppend } from "./replication.ts";
 import type { Entry, NodeId } from "./types.ts";
@@ -29,6 +30,7 @@ export function becomeFollower(c: Ctx, term: number, leaderId: NodeId | null): v
   if (c.s.votes.size > 0) c.s.votes = new Map();
   if (wasLeader) {
     c.s.progress = new Map();
+    c.s.transfer = null;
     cancelTimer(c, "heartbeat");
     rejectReads(c);
   }
@@ -57,19 +59,19 @@ export function becomeCandidate(c: Ctx): void {
 }
 
 /**
- * §5.2 won: start replicating to every member. The new leader appends a blank entry of its term,
+ * §5.2 won: start replicating to every member (of every configuration in `configs`). The new leader appends a blank entry of its term,
  * since it may commit only entries of its own term by counting replicas (§5.4.2, §8).
  */
 export function becomeLeader(c: Ctx): void {
-  if (!isVoter(membership(c), c.s.id)) throw new Error("invariant: a non-voter became leader");
+  if (!mayLead(c.s)) throw new Error("invariant: a non-voter became leader");
   c.s.role = "leader";
   c.s.leaderId = c.s.id;
   c.s.votes = new Map();
+  c.s.transfer = null;
   const next = c.s.log.lastIndex + 1;
-  const progress = new Map<NodeId, Progress>();
-  for (const id of allMembers(membership(c)))
-    if (id !== c.s.id) progress.set(id, newProgress(next));
-  c.s.progress = progress;
+  // Every member of every kept configuration, so a joint change in progress goes on (§4.3).
+  c.s.progress = new Map();
+  syncProgress(c);
   armCheckQuorumTimer(c);
   armHeartbeatTimer(c);
   announce(c);

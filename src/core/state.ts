@@ -40,10 +40,19 @@ export interface RaftState {
   readonly readRound: number;
   /** Leader only: reads waiting for confirmation (round 0: for a commit in this term first). */
   readonly pendingReads: readonly PendingRead[];
+  /** Leader only: the leadership transfer under way (thesis §3.10), if any. */
+  readonly transfer: Transfer | null;
   /** PRNG state for election jitter. */
   readonly random: number;
   /** The generation each timer was last armed with; a firing of an older one is stale. */
   readonly timers: Readonly<Record<TimerName, number>>;
+}
+
+export interface Transfer {
+  readonly requestId: number;
+  readonly to: NodeId;
+  /** TimeoutNow was sent (once the target's log matched the leader's). */
+  readonly timeoutSent: boolean;
 }
 
 export interface PendingRead {
@@ -120,6 +129,7 @@ export function createState(options: CreateOptions): RaftState {
     progress: new Map(),
     readRound: 0,
     pendingReads: [],
+    transfer: null,
     random:
       options.seed === undefined ? seedFromId(options.id) : seedFromId(options.id, options.seed),
     timers: { election: 0, heartbeat: 0 },

@@ -17,8 +17,9 @@ import {
 import { campaign, checkQuorum, handleVoteRequest, handleVoteResponse } from "./election.ts";
 import { handleAppendEntries, handleHeartbeat } from "./follower.ts";
 import { checkInvariants } from "./invariants.ts";
-import { termAt } from "./log.ts";
-import { allVoters } from "./membership.ts";
+import { isUpToDate, termAt } from "./log.ts";
+import { allVoters, isVoter } from "./membership.ts";
+import { handleChangeMembership } from "./membership-change.ts";
 import { handleReadIndex } from "./read-index.ts";
 import {
   handleAppendResponse,
@@ -30,6 +31,7 @@ import {
 } from "./replication.ts";
 import { appendAsLeader, becomeFollower } from "./roles.ts";
 import type { RaftState } from "./state.ts";
+import { abortTransfer, handleTransferLeadership } from "./transfer.ts";
 import type { Effect, Entry, Input, Membership, Message, NodeId, TimerName } from "./types.ts";
 
 export interface StepResult {
@@ -76,21 +78,53 @@ export function step(state: RaftState, input: Input): StepResult {
     case "unreachable":
       if (c.s.role === "leader") handleUnreachable(c, input.peer);
       break;
+    case "changeMembership":
+      handleChangeMembership(c, input.requestId, input.membership);
+      break;
+    case "transferLeadership":
+      handleTransferLeadership(c, input.requestId, input.to);
+      break;
   }
   checkInvariants(state, c.s);
   return { state: c.s, effects: c.effects };
 }
 
-/** Leader lease (thesis §4.2.3): while a node hears from a leader, it ignores vote requests. */
+/**
+ * Leader lease (thesis §4.2.3): while a node hears from a leader, it ignores vote requests. Only
+ * a node that runs an election timer (a voter) ends its lease; a learner or a node new to the
+ * cluster may be a voter of the candidate's newer configuration, so it always answers.
+ */
 function inLease(c: Ctx, m: Message): boolean {
   const { preVote, checkQuorum } = c.s.config;
   return (
-    (preVote || checkQuorum) && c.s.leaderId !== null && !(m.type === "requestVote" && m.transfer)
+    (preVote || checkQuorum) &&
+    c.s.leaderId !== null &&
+    canCampaign(c) &&
+    !(m.type === "requestVote" && m.transfer)
+  );
+}
+
+/**
+ * A removed server must not disrupt the cluster (thesis §4.2.3). It lacks C_new (or it could
+ * not campaign), so its log is behind ours: a vote request from a node in none of our
+ * configurations with a log behind ours is denied without adopting its term (as hashicorp/raft
+ * does), so it cannot depose the leader even with PreVote and CheckQuorum off.
+ */
+function fromRemoved(c: Ctx, m: Message): boolean {
+  return (
+    m.type === "requestVote" &&
+    c.s.configs.length > 0 &&
+    !c.s.configs.some((entry) => isVoter(entry.membership, m.from)) &&
+    !isUpToDate(c.s.log, m.lastLogTerm, m.lastLogIndex)
   );
 }
 
 function onMessage(c: Ctx, m: Message): void {
   if (m.to !== c.s.id) return;
+  if (fromRemoved(c, m)) {
+    rejectStale(c, m);
+    return;
+  }
   if (m.term > c.s.term) {
     if (m.type === "requestVote") {
       if (inLease(c, m)) return;
@@ -121,7 +155,10 @@ function onMessage(c: Ctx, m: Message): void {
   }
 }
 
-/** §5.1: a request from an older term is rejected; the answer tells the sender our term. */
+/**
+ * §5.1: a request from an older term is rejected; the answer tells the sender our term.
+ * (Also the denial of a removed server's vote request.)
+ */
 function rejectStale(c: Ctx, m: Message): void {
   const from = c.s.id;
   if (m.type === "heartbeat") {
@@ -206,7 +243,9 @@ function stepFollower(c: Ctx, m: Message): void {
       handleVoteRequest(c, m);
       return;
     case "timeoutNow":
-      // Leadership transfer (thesis §3.10): campaign now, without PreVote.
+      // Leadership transfer (thesis §3.10): campaign now, without PreVote. Only the leader of
+      // this term sends TimeoutNow; we follow it like any message from that leader.
+      followLeader(c, m.from);
       campaign(c, true);
       return;
   }
@@ -229,6 +268,7 @@ function onTimeout(c: Ctx, timer: TimerName): void {
     sendHeartbeats(c);
     armHeartbeatTimer(c);
   } else if (c.s.role === "leader") {
+    abortTransfer(c); // thesis §3.10: the target did not take over within an election timeout
     checkQuorum(c);
   } else {
     campaign(c, false); // §5.2: no word from a leader for an election timeout
@@ -238,6 +278,12 @@ function onTimeout(c: Ctx, timer: TimerName): void {
 function onPropose(c: Ctx, requestId: number, commands: readonly Uint8Array[]): void {
   if (c.s.role !== "leader") {
     const reason = c.s.configs.length === 0 ? "uninitialized" : "not_leader";
+    c.effects.push({ type: "proposalRejected", requestId, reason, leaderId: c.s.leaderId });
+    return;
+  }
+  if (c.s.transfer !== null) {
+    // thesis §3.10: no new entries while leadership moves, or the target could never catch up.
+    const reason = "transferring";
     c.effects.push({ type: "proposalRejected", requestId, reason, leaderId: c.s.leaderId });
     return;
   }

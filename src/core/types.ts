@@ -171,7 +171,31 @@ export type Input =
   /** Answer to a `loadEntries` effect: entries fromIndex..toIndex read from storage. */
   | { readonly type: "entriesLoaded"; readonly peer: NodeId; readonly entries: readonly Entry[] }
   /** The transport could not deliver to `peer`; replication to it falls back to probing. */
-  | { readonly type: "unreachable"; readonly peer: NodeId };
+  | { readonly type: "unreachable"; readonly peer: NodeId }
+  /**
+   * Admin: move to the configuration `membership` (voters, learners, addresses; never joint).
+   * A change of the voter set goes through C_old,new (thesis §4.3); learner-only changes are
+   * appended directly. Answered by adminAccepted (with the entry's index) or adminRejected.
+   */
+  | {
+      readonly type: "changeMembership";
+      readonly requestId: number;
+      readonly membership: Membership;
+    }
+  /**
+   * Admin: hand leadership to `to`, or to the most up-to-date voter when null (thesis §3.10).
+   * Answered by adminAccepted (with the leader's term) or adminRejected; a transfer that does
+   * not complete within an election timeout ends with transferAborted.
+   */
+  | { readonly type: "transferLeadership"; readonly requestId: number; readonly to: NodeId | null };
+
+/** Why an admin request was refused. */
+export type AdminRejection =
+  | "not_leader"
+  | "change_in_progress"
+  | "invalid_membership"
+  | "transfer_in_progress"
+  | "unknown_target";
 
 // ---------------------------------------------------------------------------------------------
 // Effects: what the driver must do, in order.
@@ -223,7 +247,8 @@ export type Effect =
   | {
       readonly type: "proposalRejected";
       readonly requestId: number;
-      readonly reason: "not_leader" | "uninitialized";
+      /** `transferring`: a leadership transfer is under way (thesis §3.10); retry shortly. */
+      readonly reason: "not_leader" | "uninitialized" | "transferring";
       readonly leaderId: NodeId | null;
     }
   /**
@@ -237,6 +262,19 @@ export type Effect =
       readonly requestId: number;
       readonly leaderId: NodeId | null;
     }
+  /**
+   * An admin request was accepted: for changeMembership, `index` is the configuration entry's
+   * index (the change is done once C_new commits); for transferLeadership, it is the term.
+   */
+  | { readonly type: "adminAccepted"; readonly requestId: number; readonly index: number }
+  | {
+      readonly type: "adminRejected";
+      readonly requestId: number;
+      readonly reason: AdminRejection;
+      readonly leaderId: NodeId | null;
+    }
+  /** A leadership transfer did not complete within an election timeout; the leader goes on. */
+  | { readonly type: "transferAborted"; readonly requestId: number; readonly to: NodeId }
   /** `initialize` was refused: the node already has a log or a term. */
   | { readonly type: "initializeRejected"; readonly reason: string }
   /** Role, term or leader changed (for metrics and for failing pending requests). */

@@ -88,6 +88,15 @@ export class SafetyChecker {
     if (entry.term < prevTerm) {
       fail("log", `${node} appends ${describeEntry(entry)} after an entry of term ${prevTerm}`);
     }
+  }
+
+  /**
+   * Log matching: `entry`, which follows an entry of `prevTerm`, became real — durable in
+   * `node`'s store or sent in an AppendEntries. (An entry a node appended and lost in a crash
+   * before either happened existed nowhere, and a leader that was never durable may win its
+   * term again.)
+   */
+  exists(node: NodeId, entry: Entry, prevTerm: number): void {
     let byTerm = this.logged[entry.index];
     if (!byTerm) {
       byTerm = new Map();
@@ -171,6 +180,14 @@ export class SafetyChecker {
       fail("election safety", `${node} and ${other} are both leaders of term ${term}`);
     }
     this.leaders.set(term, node);
+  }
+
+  /**
+   * A leader that crashed before its term was durable and before any message of that term
+   * left the node was never leader to anyone: it may win that term again.
+   */
+  unelected(node: NodeId, term: number): void {
+    if (this.leaders.get(term) === node) this.leaders.delete(term);
   }
 
   /** Leader completeness (§5.4.3): a new leader holds every entry committed in older terms. */

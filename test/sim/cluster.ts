@@ -7,16 +7,18 @@
  * with `afterPersist` waits until every storage effect emitted before it is durable. A crash
  * drops unfinished writes, held messages, timers and memory; a restart recovers from the store.
  */
-import type {
-  CreateOptions,
-  Effect,
-  Entry,
-  Input,
-  Membership,
-  Message,
-  NodeId,
-  RaftState,
-  StepResult,
+import {
+  activeConfig,
+  allMembers,
+  type CreateOptions,
+  type Effect,
+  type Entry,
+  type Input,
+  type Membership,
+  type Message,
+  type NodeId,
+  type RaftState,
+  type StepResult,
 } from "../../mod.ts";
 import { SafetyChecker, SafetyViolation } from "./checks.ts";
 import { Client } from "./client.ts";
@@ -64,6 +66,10 @@ export interface SimStats {
   dropped: number;
   /** Linearizable reads served. */
   reads: number;
+  /** Membership changes and transfers asked for, and those accepted. */
+  changes: number;
+  transfers: number;
+  adminAccepted: number;
 }
 
 export class Cluster {
@@ -81,6 +87,9 @@ export class Cluster {
     loads: 0,
     dropped: 0,
     reads: 0,
+    changes: 0,
+    transfers: 0,
+    adminAccepted: 0,
   };
   now = 0;
   /** Events that did something (stale timers and events of dead incarnations are not counted). */
@@ -109,7 +118,7 @@ export class Cluster {
     readonly rng: Random,
     private readonly log?: (line: string) => void,
   ) {
-    const ids = [...scenario.voters, ...scenario.learners];
+    const ids = [...scenario.voters, ...scenario.learners, ...scenario.spares];
     this.membership = { voters: scenario.voters, learners: scenario.learners, addresses: {} };
     this.network = new Network(ids.length, scenario.links);
     this.client = new Client(
@@ -279,6 +288,10 @@ export class Cluster {
   crash(node: SimNode, downMs: number | undefined): void {
     if (!node.up) return;
     this.verbose(`${node.id} crashes (${node.disk.length} disk ops lost)`);
+    const { won } = node;
+    if (won && !won.announced && node.store.hardState.term < won.term) {
+      this.checker.unelected(node.id, won.term);
+    }
     crashNode(node);
     this.stats.crashes++;
     if (this.client.leaderHint === node.index) this.client.leaderHint = null;
@@ -307,15 +320,42 @@ export class Cluster {
     this.verbose("heal");
   }
 
-  /** Liveness: exactly one leader, and a command proposed after heal() applied on every node. */
+  /**
+   * Liveness: exactly one leader, a voter of its own configuration, which is committed and not
+   * joint (a change under way is finished); and a command proposed after heal() applied on every
+   * member of that configuration (removed nodes and spares are not waited for).
+   */
   isLive(): boolean {
     if (this.livenessIndex === 0) return false;
-    let leaders = 0;
-    for (const node of this.nodes) {
+    const leaders = this.nodes.filter((n) => n.up && n.state?.role === "leader");
+    const leader = leaders[0]?.state;
+    if (leaders.length !== 1 || !leader) return false;
+    const active = activeConfig(leader.configs);
+    const m = active.membership;
+    if (m.outgoing !== undefined || active.index > leader.commitIndex) return false;
+    if (!m.voters.includes(leader.id)) return false;
+    for (const id of allMembers(m)) {
+      const node = this.nodes[this.byId.get(id) as number] as SimNode;
       if (!node.up || node.applied < this.livenessIndex) return false;
-      if (node.state?.role === "leader") leaders++;
     }
-    return leaders === 1;
+    return true;
+  }
+
+  /** Steps `node` with an admin input (membership change or leadership transfer). */
+  admin(node: SimNode, input: Input): void {
+    if (input.type === "changeMembership") this.stats.changes++;
+    else this.stats.transfers++;
+    const accepted = this.stats.adminAccepted;
+    this.step(node, input);
+    // A leader cut off right after appending C_old,new leaves the joint entry on a minority,
+    // where a wrong joint quorum would let the two halves decide apart (thesis §4.3).
+    if (input.type === "changeMembership" && this.stats.adminAccepted > accepted) {
+      afterElection(this, node);
+    }
+  }
+
+  nextRequest(): number {
+    return this.client.nextRequest++;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -353,7 +393,10 @@ export class Cluster {
     }
     const elected =
       after.role === "leader" && (before.role !== "leader" || before.term !== after.term);
-    if (elected) this.checker.elected(node.id, after.term);
+    if (elected) {
+      this.checker.elected(node.id, after.term);
+      node.won = { term: after.term, announced: false };
+    }
     for (const effect of result.effects) this.execute(node, effect, before, after);
     this.checkStep(node, before, after, elected);
   }
@@ -471,7 +514,12 @@ export class Cluster {
       case "roleChanged":
         if (effect.role === "leader") this.client.leaderHint = node.index;
         return;
+      case "adminAccepted":
+        this.stats.adminAccepted++;
+        return;
       case "initializeRejected":
+      case "adminRejected":
+      case "transferAborted":
         return;
     }
   }
@@ -535,6 +583,10 @@ export class Cluster {
       this.step(node, { type: "entriesLoaded", peer: op.peer, entries });
       return;
     }
+    if (op.effect.type === "appendLog") {
+      const stored = node.store.entries;
+      this.exist(node, op.effect.entries, stored.length === 0 ? 0 : (stored.at(-1) as Entry).term);
+    }
     node.store.write(op.effect);
     node.writesDone++;
     while (node.held.length > 0 && (node.held[0]?.barrier ?? 0) <= node.writesDone) {
@@ -550,7 +602,18 @@ export class Cluster {
   // ------------------------------------------------------------------------------------------
   // Network and client
 
+  /** Entries that became real (durable or sent), following an entry of `prevTerm`. */
+  private exist(node: SimNode, entries: readonly Entry[], prevTerm: number): void {
+    let prev = prevTerm;
+    for (const entry of entries) {
+      this.checker.exists(node.id, entry, prev);
+      prev = entry.term;
+    }
+  }
+
   private transmit(node: SimNode, message: Message): void {
+    if (message.type === "appendEntries") this.exist(node, message.entries, message.prevLogTerm);
+    if (node.won?.term === message.term) node.won.announced = true;
     const to = this.byId.get(message.to);
     if (to === undefined || to === node.index) {
       throw new SafetyViolation(

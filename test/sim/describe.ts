@@ -1,6 +1,6 @@
 /** One-line renderings of messages, inputs and effects for --verbose traces. */
 import type { Effect, Entry, Input, Message } from "../../mod.ts";
-import { describeEntry } from "./payload.ts";
+import { describeEntry, describeMembership } from "./payload.ts";
 
 function entries(list: readonly Entry[]): string {
   if (list.length === 0) return "[]";
@@ -36,6 +36,10 @@ export function describeInput(input: Input): string {
       return `timeout ${input.timer} gen=${input.generation}`;
     case "propose":
       return `propose #${input.requestId} x${input.commands.length}`;
+    case "changeMembership":
+      return `changeMembership #${input.requestId} ${describeMembership(input.membership)}`;
+    case "transferLeadership":
+      return `transferLeadership #${input.requestId} to ${input.to ?? "best"}`;
     case "initialize":
       return `initialize voters=${input.membership.voters.join(",")}`;
     case "persisted":

@@ -4,8 +4,9 @@
  * leaders cut off right after their election or a commit, which leaves partly replicated
  * entries behind (§5.4.2, Figure 8).
  */
-import type { Effect } from "../../mod.ts";
+import { activeConfig, type Effect } from "../../mod.ts";
 import type { Cluster } from "./cluster.ts";
+import { randomMembership, randomTransferTarget } from "./membership.ts";
 import type { SimNode } from "./node.ts";
 import type { Random } from "./random.ts";
 import { type FaultKind, faultKinds, randomLinks } from "./scenario.ts";
@@ -146,6 +147,27 @@ export function injectFault(cluster: Cluster): void {
     case "burst": {
       const burst = rng.int(3, 20);
       for (let i = 0; i < burst; i++) cluster.propose(rng.int(1, 4));
+      return;
+    }
+    case "membership": {
+      const node = leader ?? rng.pick(nodes);
+      const s = node.state;
+      if (!node.up || !s) return;
+      const all = nodes.map((n) => n.id);
+      const membership = randomMembership(rng, all, activeConfig(s.configs).membership);
+      cluster.admin(node, {
+        type: "changeMembership",
+        requestId: cluster.nextRequest(),
+        membership,
+      });
+      return;
+    }
+    case "transfer": {
+      const node = leader ?? rng.pick(nodes);
+      const s = node.state;
+      if (!node.up || !s) return;
+      const to = randomTransferTarget(rng, s.configs);
+      cluster.admin(node, { type: "transferLeadership", requestId: cluster.nextRequest(), to });
       return;
     }
   }

@@ -151,6 +151,18 @@ export const mutations: readonly Mutation[] = [
     ],
   },
   {
+    name: "removed-leader-cannot-return",
+    description: "only voters of the active configuration campaign, even while it is uncommitted",
+    edits: [
+      {
+        file: "context.ts",
+        search:
+          "return previous !== undefined && active.index > s.commitIndex && isVoter(previous.membership, id);",
+        replace: "return false;",
+      },
+    ],
+  },
+  {
     name: "apply-unpersisted",
     description: "committed entries are applied before they are durable locally",
     edits: [
@@ -158,6 +170,17 @@ export const mutations: readonly Mutation[] = [
         file: "context.ts",
         search: "const upTo = Math.min(c.s.commitIndex, c.s.persistedIndex);",
         replace: "const upTo = c.s.commitIndex;",
+      },
+    ],
+  },
+  {
+    name: "leader-sends-before-term-durable",
+    description: "a leader's messages leave before its term is durable (a single voter wins twice)",
+    edits: [
+      {
+        file: "context.ts",
+        search: "send(c, message, raftLog.termAt(c.s.log, c.s.persistedIndex) !== c.s.term);",
+        replace: "send(c, message, false);",
       },
     ],
   },
@@ -191,6 +214,53 @@ export const mutations: readonly Mutation[] = [
         file: "step.ts",
         search: "} else if (m.term < c.s.term) {",
         replace: '} else if (m.term < c.s.term && m.type !== "appendEntries") {',
+      },
+    ],
+  },
+  {
+    name: "joint-commit-new-majority",
+    description: "C_old,new commits with a majority of C_new alone (thesis §4.3)",
+    edits: [
+      {
+        file: "quorum.ts",
+        search:
+          "  const incoming = majorityIndex(membership.voters, indexOf);\n  if (membership.outgoing === undefined) return incoming;",
+        replace:
+          "  const incoming = majorityIndex(membership.voters, indexOf);\n  return incoming;",
+      },
+    ],
+  },
+  {
+    name: "joint-vote-new-majority",
+    description: "an election in C_old,new is won with a majority of C_new alone (thesis §4.3)",
+    edits: [
+      {
+        file: "quorum.ts",
+        search:
+          "  const incoming = majorityVote(membership.voters, voteOf);\n  if (membership.outgoing === undefined) return incoming;",
+        replace: "  const incoming = majorityVote(membership.voters, voteOf);\n  return incoming;",
+      },
+    ],
+  },
+  {
+    name: "never-append-c-new",
+    description: "the leader never appends C_new after C_old,new commits (thesis §4.3)",
+    edits: [
+      {
+        file: "membership-change.ts",
+        search: "  if (joint.outgoing !== undefined) {",
+        replace: "  if (joint.outgoing !== undefined) {\n    return;",
+      },
+    ],
+  },
+  {
+    name: "removed-leader-stays",
+    description: "a leader removed by C_new keeps leading after C_new commits (thesis §4.2.2)",
+    edits: [
+      {
+        file: "membership-change.ts",
+        search: "  if (!isVoter(joint, c.s.id)) stepDownRemoved(c);",
+        replace: "  if (!isVoter(joint, c.s.id) && false) stepDownRemoved(c);",
       },
     ],
   },

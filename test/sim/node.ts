@@ -35,6 +35,8 @@ export interface SimNode {
   applyBusyUntil: number;
   /** The generation each timer was last armed with; -1 when cancelled. */
   timerGen: Record<TimerName, number>;
+  /** The term this life won an election in and whether any message of that term left. */
+  won: { term: number; announced: boolean } | null;
 }
 
 export function createNode(id: NodeId, index: number, founder: boolean): SimNode {
@@ -55,6 +57,7 @@ export function createNode(id: NodeId, index: number, founder: boolean): SimNode
     applied: 0,
     applyBusyUntil: 0,
     timerGen: { election: -1, heartbeat: -1 },
+    won: null,
   };
 }
 
@@ -72,6 +75,7 @@ export function rebootNode(node: SimNode, now: number): void {
   node.applied = 0;
   node.applyBusyUntil = now;
   node.timerGen = { election: -1, heartbeat: -1 };
+  node.won = null;
 }
 
 /** A crash: unfinished writes and held messages are lost (timers die with the incarnation). */

@@ -2,7 +2,7 @@
  * Client commands carry a unique counter in their first 4 bytes (plus padding of random length,
  * so byte limits on batches matter). An entry's identity is its term and this number.
  */
-import type { Entry } from "../../mod.ts";
+import type { Entry, Membership } from "../../mod.ts";
 import type { Random } from "./random.ts";
 
 export function encodeCommand(counter: number, rng: Random): Uint8Array {
@@ -23,6 +23,16 @@ export function entryId(entry: Entry): number {
 }
 
 export function describeEntry(entry: Entry): string {
-  const what = entry.kind === "command" ? `cmd#${commandId(entry.data)}` : entry.kind;
+  const what =
+    entry.kind === "command"
+      ? `cmd#${commandId(entry.data)}`
+      : entry.kind === "membership"
+        ? `membership ${describeMembership(entry.membership)}`
+        : entry.kind;
   return `(${entry.index},t${entry.term},${what})`;
+}
+
+export function describeMembership(m: Membership): string {
+  const old = m.outgoing ? ` old=${m.outgoing.join(",")}` : "";
+  return `[voters=${m.voters.join(",")}${old} learners=${m.learners.join(",") || "-"}]`;
 }

@@ -5,12 +5,23 @@ import type { LinkParams } from "./network.ts";
 import type { Random } from "./random.ts";
 
 /** Fault kinds; each scenario weighs them differently (swarm testing), some not at all. */
-export const faultKinds = ["crash", "split", "isolate", "isolateLeader", "links", "burst"] as const;
+export const faultKinds = [
+  "crash",
+  "split",
+  "isolate",
+  "isolateLeader",
+  "links",
+  "burst",
+  "membership",
+  "transfer",
+] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 export interface Scenario {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /** Nodes in no initial configuration, for membership changes to add. */
+  readonly spares: readonly NodeId[];
   /** Members given `initialize` at boot; the others join when the leader replicates to them. */
   readonly founders: readonly NodeId[];
   readonly config: RaftConfig;
@@ -74,9 +85,15 @@ function randomConfig(rng: Random): RaftConfig {
 }
 
 export function makeScenario(rng: Random): Scenario {
-  const voterCount = rng.chance(0.5) ? 3 : 5;
+  const voterCount = rng.pick([3, 3, 4, 5]);
   const voters = Array.from({ length: voterCount }, (_, i) => `n${i + 1}`);
   const learners = rng.chance(0.3) ? ["l1"] : [];
+  // 5 to 7 nodes in all; the spares join only through membership changes.
+  const total = Math.max(voterCount + learners.length, rng.int(5, 7));
+  const spares = Array.from(
+    { length: total - voterCount - learners.length },
+    (_, i) => `s${i + 1}`,
+  );
   let founders: NodeId[] = [...voters, ...learners];
   if (rng.chance(0.3)) {
     // Only a majority of voters bootstraps; the rest learn the configuration by replication.
@@ -89,9 +106,12 @@ export function makeScenario(rng: Random): Scenario {
   const faultWeights = {} as Record<FaultKind, number>;
   for (const kind of faultKinds) faultWeights[kind] = rng.chance(0.6) ? rng.int(1, 4) : 0;
   if (faultKinds.every((kind) => faultWeights[kind] === 0)) faultWeights.crash = 1;
+  // Membership changes in most scenarios, often among the most frequent events.
+  if (rng.chance(0.8)) faultWeights.membership = rng.int(2, 8);
   return {
     voters,
     learners,
+    spares,
     founders,
     config,
     links: randomLinks(rng, config.electionTimeoutMaxMs),
@@ -111,7 +131,8 @@ export function makeScenario(rng: Random): Scenario {
 export function describeScenario(s: Scenario): string {
   const c = s.config;
   return (
-    `voters=${s.voters.join(",")} learners=${s.learners.join(",") || "-"} founders=${s.founders.join(",")} ` +
+    `voters=${s.voters.join(",")} learners=${s.learners.join(",") || "-"} ` +
+    `spares=${s.spares.join(",") || "-"} founders=${s.founders.join(",")} ` +
     `election=${c.electionTimeoutMinMs}..${c.electionTimeoutMaxMs}ms heartbeat=${c.heartbeatIntervalMs}ms ` +
     `preVote=${c.preVote} checkQuorum=${c.checkQuorum} maxInflight=${c.maxInflight} ` +
     `maxBatchEntries=${c.maxBatchEntries} maxBatchBytes=${c.maxBatchBytes} window=${c.maxWindowEntries} ` +
