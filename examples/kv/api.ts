@@ -10,6 +10,7 @@
  * | POST /kv/{key}/cas      | `{ expected: string|null, value }` → 200 `{ ok: true, index }`, |
  * |                         | 409 `{ ok: false, current }`                                   |
  * | GET /status             | the node's metrics                                             |
+ * | GET /, GET /cluster     | the live dashboard and every member's status (dashboard.ts)    |
  * | POST /admin/…           | behind the secret; 501 until membership and snapshots exist    |
  * | /raft/…                 | the Raft RPCs (raftRoutes, behind the secret)                  |
  *
@@ -33,6 +34,7 @@ import type { Raft } from "../../src/driver/raft.ts";
 import { ApplyFailure } from "../../src/driver/state-machine.ts";
 import { BodyTooLargeError, readBody } from "../../src/http/body.ts";
 import { raftRoutes } from "../../src/http/routes.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import {
   decodeResponse,
   encodeCommand,
@@ -86,9 +88,9 @@ export function kvApp(raft: Raft, machine: KvStateMachine, options: KvApiOptions
 
   app.route(RAFT_PATH, raftRoutes(raft, { secret }));
 
-  app.get("/status", (c) => {
+  const status = () => {
     const m = raft.metrics.current;
-    return c.json({
+    return {
       id: m.id,
       role: m.role,
       term: m.term,
@@ -97,8 +99,13 @@ export function kvApp(raft: Raft, machine: KvStateMachine, options: KvApiOptions
       lastApplied: m.lastApplied,
       lastLogIndex: m.lastLogIndex,
       membership: { voters: m.membership.voters, learners: m.membership.learners },
-    });
-  });
+      // On the leader: each follower's { matchIndex, lag }; empty elsewhere.
+      replication: m.replication,
+    };
+  };
+  app.get("/status", (c) => c.json(status()));
+  // The dashboard: GET / (the page) and GET /cluster (every member's /status).
+  app.route("/", dashboardRoutes(raft, { raftPath: RAFT_PATH, status }));
 
   app.get("/kv/:key", async (c) => {
     const key = keyOf(c);

@@ -89,6 +89,8 @@ if (leader !== null && !stopping) {
     `  curl -L -X DELETE ${any}/kv/greeting`,
     `  curl ${base}/status`,
     "",
+    `Dashboard (live view of the whole cluster): open ${any}/ in a browser`,
+    "",
     "Ctrl-C stops all three nodes; run it again to resume from the same data.",
     "",
   ];
