@@ -9,19 +9,26 @@
  * - The HTTP transport: `raftRoutes` (Hono routes to mount) and `FetchNetwork` (see docs/http.md).
  */
 export * from "./src/core/mod.ts";
+export type { AdminErrorCode } from "./src/driver/errors.ts";
 export {
+  AdminError,
   BackpressureError,
   FatalError,
   LeadershipLostError,
   NotLeaderError,
+  RemovedError,
   ShutdownError,
   TimeoutError,
+  TransferInProgressError,
 } from "./src/driver/errors.ts";
 export type { LogFields, Logger, LogLevel } from "./src/driver/logger.ts";
 export { consoleLogger, silentLogger } from "./src/driver/logger.ts";
 export type { MetricsListener, RaftMetrics, ReplicationMetrics } from "./src/driver/metrics.ts";
 export type {
+  AddLearnerOptions,
+  ChangeMembershipOptions,
   DriverConfig,
+  MembershipChangeResult,
   RaftOptions,
   RaftOptionsConfig,
   WriteResult,

@@ -11,7 +11,12 @@
  * |                         | 409 `{ ok: false, current }`                                   |
  * | GET /status             | the node's metrics                                             |
  * | GET /, GET /cluster     | the live dashboard and every member's status (dashboard.ts)    |
- * | POST /admin/…           | behind the secret; 501 until membership and snapshots exist    |
+ * | POST /admin/learners    | `{ id, addr, blocking? }`: add a learner (addr: its base URL)  |
+ * | POST /admin/membership  | `{ voters: [id…] | { id: url… }, retain? }`: change the voters |
+ * | POST /admin/transfer-leader | `{ to? }`: hand leadership over                            |
+ * | GET /admin/status       | metrics with replication progress                              |
+ * | POST /admin/snapshot    | 501 until snapshots exist                                      |
+ * |                         | (every /admin route is behind the secret; see src/http/admin.ts) |
  * | /raft/…                 | the Raft RPCs (raftRoutes, behind the secret)                  |
  *
  * On a follower, client requests get a 307 to the same path on the leader; with no known leader,
@@ -32,6 +37,7 @@ import {
 } from "../../src/driver/errors.ts";
 import type { Raft } from "../../src/driver/raft.ts";
 import { ApplyFailure } from "../../src/driver/state-machine.ts";
+import { adminRoutes } from "../../src/http/admin.ts";
 import { BodyTooLargeError, readBody } from "../../src/http/body.ts";
 import { raftRoutes } from "../../src/http/routes.ts";
 import { dashboardRoutes } from "./dashboard.ts";
@@ -152,20 +158,15 @@ export function kvApp(raft: Raft, machine: KvStateMachine, options: KvApiOptions
     return c.json({ ok: true, index: response.index });
   });
 
-  const admin = new Hono();
-  if (secret !== undefined) {
-    admin.use("*", async (c, next) => {
-      if (!sameSecret(c.req.header("authorization"), `Bearer ${secret}`)) {
-        c.header("WWW-Authenticate", 'Bearer realm="keel"');
-        return c.json({ error: "missing or wrong cluster secret" }, 401);
-      }
-      await next();
-    });
-  }
-  // Membership changes, leadership transfer and snapshots arrive with their issues.
-  for (const path of ["/learners", "/membership", "/transfer-leader", "/snapshot"]) {
-    admin.post(path, (c) => c.json({ error: "not_implemented" }, 501));
-  }
+  // Members are known to users by their base URL; their Raft address adds RAFT_PATH.
+  const admin = adminRoutes(raft, {
+    secret,
+    toRaftAddress: raftAddress,
+    fromRaftAddress: (address) =>
+      address.endsWith(RAFT_PATH) ? address.slice(0, -RAFT_PATH.length) : address,
+  });
+  // Snapshots arrive with their issue.
+  admin.post("/snapshot", (c) => c.json({ error: "not_implemented" }, 501));
   app.route("/admin", admin);
 
   /** Replicates `command` within the request timeout and decodes the state machine's answer. */
@@ -314,11 +315,11 @@ function casBody(body: string): { expected: string | null; value: string } {
   return { expected, value };
 }
 
-/** Compares two strings in time that depends on their lengths only. */
-function sameSecret(given: string | undefined, wanted: string): boolean {
-  const a = encoder.encode(given ?? "");
-  const b = encoder.encode(wanted);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ (b[i] as number);
-  return diff === 0;
+/** A member's Raft address from its base URL (`http://host:port`), checked. */
+function raftAddress(url: string): string {
+  const base = url.replace(/\/+$/, "");
+  if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) {
+    throw new Error("not an http(s) URL");
+  }
+  return base.endsWith(RAFT_PATH) ? base : `${base}${RAFT_PATH}`;
 }

@@ -9,11 +9,12 @@
  */
 import { type RaftConfig, resolveConfig } from "../core/config.ts";
 import { termAt } from "../core/log.ts";
-import { activeConfig } from "../core/membership.ts";
+import { activeConfig, allMembers, isVoter } from "../core/membership.ts";
 import { confirmedRound } from "../core/read-index.ts";
 import { createState, type RaftState } from "../core/state.ts";
 import { step } from "../core/step.ts";
 import type {
+  AdminRejection,
   Effect,
   Entry,
   Input,
@@ -25,12 +26,15 @@ import type {
 import type { Network, RequestMessage, ResponseMessage, RpcHandler } from "../net/network.ts";
 import type { LogStore } from "../storage/log-store.ts";
 import {
+  AdminError,
   BackpressureError,
   FatalError,
   LeadershipLostError,
   NotLeaderError,
+  RemovedError,
   ShutdownError,
   TimeoutError,
+  TransferInProgressError,
 } from "./errors.ts";
 import { type LogFields, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { MetricsHub, type RaftMetrics, type ReplicationMetrics } from "./metrics.ts";
@@ -55,6 +59,8 @@ export interface DriverConfig {
   readonly leaseReads: boolean;
   /** Bound on relative clock drift between nodes assumed by lease reads, e.g. 0.1 for 10%. */
   readonly leaseClockDrift: number;
+  /** Default timeout of `addLearner`, `changeMembership` and `transferLeadership`. */
+  readonly adminTimeoutMs: number;
 }
 
 export type RaftOptionsConfig = Partial<RaftConfig & DriverConfig>;
@@ -68,6 +74,32 @@ export interface RaftOptions {
   readonly logger?: Logger;
   /** Seed of the core's election jitter (default: derived from the id). */
   readonly seed?: number;
+}
+
+/** Options of {@link Raft.addLearner}. */
+export interface AddLearnerOptions {
+  /** Resolve only once the learner is caught up (within `maxLag` entries). Default false. */
+  readonly blocking?: boolean;
+  /** How far behind the leader's last index a learner may be to count as caught up. Default 100. */
+  readonly maxLag?: number;
+  /** Default: config.adminTimeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+/** Options of {@link Raft.changeMembership}. */
+export interface ChangeMembershipOptions {
+  /** Keep removed voters as learners. Default false: they leave the cluster. */
+  readonly retain?: boolean;
+  /** How far behind a new voter may be before it is promoted. Default 100 entries. */
+  readonly maxLag?: number;
+  /** Default: config.adminTimeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+/** A committed configuration: its entry's index and the membership. */
+export interface MembershipChangeResult {
+  readonly index: number;
+  readonly membership: Membership;
 }
 
 export interface WriteResult {
@@ -96,6 +128,11 @@ interface PendingRead {
   index: number;
 }
 
+interface PendingAdmin {
+  readonly resolve: (accepted: { requestId: number; index: number }) => void;
+  readonly reject: (error: Error) => void;
+}
+
 interface QueuedInput {
   readonly input: Input;
   /** For a request from a peer: where its answer goes. */
@@ -114,7 +151,10 @@ const defaultDriverConfig: DriverConfig = {
   readTimeoutMs: 5000,
   leaseReads: false,
   leaseClockDrift: 0.1,
+  adminTimeoutMs: 30_000,
 };
+
+const DEFAULT_MAX_LAG = 100;
 
 const responseTypeOf: Record<RequestMessage["type"], ResponseMessage["type"] | null> = {
   appendEntries: "appendEntriesResponse",
@@ -157,6 +197,14 @@ export class Raft implements RpcHandler {
   #acceptedHead = 0;
   #pendingWriteCount = 0;
   #readsWaitingApply: PendingRead[] = [];
+  /** Admin requests in the core, answered by adminAccepted or adminRejected. */
+  readonly #admin = new Map<number, PendingAdmin>();
+  /** Transfers the core aborted (transferAborted), until their waiter sees it. */
+  readonly #abortedTransfers = new Set<number>();
+  /** Conditions waited on by admin requests: run after every step and when the node stops. */
+  readonly #watchers = new Set<() => void>();
+  /** A membership change (its learner phase included) is under way on this node. */
+  #changing = false;
 
   // Storage: one write in flight, the next batch collecting meanwhile.
   #batch = new WriteBatch();
@@ -186,8 +234,15 @@ export class Raft implements RpcHandler {
 
   constructor(options: RaftOptions) {
     this.id = options.id;
-    const { maxPendingWrites, rpcTimeoutMs, readTimeoutMs, leaseReads, leaseClockDrift, ...core } =
-      options.config ?? {};
+    const {
+      maxPendingWrites,
+      rpcTimeoutMs,
+      readTimeoutMs,
+      leaseReads,
+      leaseClockDrift,
+      adminTimeoutMs,
+      ...core
+    } = options.config ?? {};
     this.#config = {
       ...resolveConfig(core),
       ...defaultDriverConfig,
@@ -197,6 +252,7 @@ export class Raft implements RpcHandler {
         readTimeoutMs,
         leaseReads,
         leaseClockDrift,
+        adminTimeoutMs,
       }),
     };
     if (this.#config.leaseReads && !this.#config.checkQuorum) {
@@ -295,6 +351,10 @@ export class Raft implements RpcHandler {
         reject(this.#notLeader());
         return;
       }
+      if (this.#state.transfer !== null) {
+        reject(new TransferInProgressError(this.id));
+        return;
+      }
       if (this.#pendingWriteCount >= this.#config.maxPendingWrites) {
         reject(
           new BackpressureError(`${this.#pendingWriteCount} writes pending (maxPendingWrites)`),
@@ -348,6 +408,8 @@ export class Raft implements RpcHandler {
     const s = this.#state;
     // Like ReadIndex, only once the leader knows its commit index is current (§6.4).
     if (s.role !== "leader" || termAt(s.log, s.commitIndex) !== s.term) return null;
+    // A transfer's target may win votes despite the lease (thesis §3.10).
+    if (s.transfer !== null) return null;
     return s.commitIndex;
   }
 
@@ -357,7 +419,9 @@ export class Raft implements RpcHandler {
    */
   #renewLease(): void {
     const s = this.#state;
-    if (s.role !== "leader" || s.term !== this.#leaseTerm) {
+    // During a leadership transfer voters grant the target's votes despite the lease: the lease
+    // ends, and rounds sent before the transfer ended never renew it.
+    if (s.role !== "leader" || s.term !== this.#leaseTerm || s.transfer !== null) {
       this.#leaseTerm = s.term;
       this.#leaseExpiry = 0;
       this.#roundSentAt.clear();
@@ -373,6 +437,279 @@ export class Raft implements RpcHandler {
   async read<T>(fn: () => T | Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
     await this.ensureLinearizable(options);
     return fn();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Membership and leadership (admin). Leader only: elsewhere they reject with NotLeaderError.
+
+  /**
+   * Adds `id` (reachable at `addr`) as a learner: a non-voting member the leader replicates to
+   * (thesis §4.2.1). Resolves once the configuration with it is committed; with `blocking`, only
+   * once the learner is also within `maxLag` entries of the leader's last index. Idempotent for
+   * a learner already present with that address. Rejects with AdminError (`change_in_progress`,
+   * `invalid_membership` for a voter, `leadership_lost`, `timeout`) or NotLeaderError.
+   */
+  addLearner(
+    id: NodeId,
+    addr: string,
+    options: AddLearnerOptions = {},
+  ): Promise<MembershipChangeResult> {
+    return this.#exclusive(options.timeoutMs, async (deadline) => {
+      const current = this.#stableMembership();
+      if (isVoter(current, id)) throw new AdminError("invalid_membership", `${id} is a voter`);
+      let result: MembershipChangeResult;
+      if (current.learners.includes(id) && current.addresses[id] === addr) {
+        result = { index: activeConfig(this.#state.configs).index, membership: current };
+      } else {
+        result = await this.#changeTo(
+          {
+            voters: current.voters,
+            learners: [...current.learners.filter((l) => l !== id), id],
+            addresses: { ...current.addresses, [id]: addr },
+          },
+          deadline,
+        );
+      }
+      if (options.blocking) await this.#caughtUp([id], options.maxLag, deadline);
+      return result;
+    });
+  }
+
+  /**
+   * Makes `voters` the voter set, through joint consensus (thesis §4.3). `voters` is a list of
+   * ids, or a record id → address; a new voter that is not yet a member needs its address. New
+   * voters are first added as learners (one configuration change) and promoted once within
+   * `maxLag` entries of the leader; the leader then appends C_old,new and, once that commits,
+   * C_new by itself. Resolves once C_new is committed (a leader that C_new removes resolves and
+   * then steps down). Removed voters leave the cluster, or stay as learners with `retain`.
+   * Rejects with AdminError (`change_in_progress` while another change runs, `invalid_membership`,
+   * `transfer_in_progress`, `leadership_lost`, `timeout`) or NotLeaderError.
+   */
+  changeMembership(
+    voters: readonly NodeId[] | Readonly<Record<NodeId, string>>,
+    options: ChangeMembershipOptions = {},
+  ): Promise<MembershipChangeResult> {
+    const given: Record<NodeId, string> = isIdList(voters) ? {} : { ...voters };
+    const ids = isIdList(voters) ? [...voters] : Object.keys(voters);
+    return this.#exclusive(options.timeoutMs, async (deadline) => {
+      if (ids.length === 0) throw new AdminError("invalid_membership", "no voters");
+      if (new Set(ids).size !== ids.length) {
+        throw new AdminError("invalid_membership", "a voter appears twice");
+      }
+      const current = this.#stableMembership();
+      const joining = ids.filter((id) => !current.voters.includes(id));
+      const newcomers = joining.filter((id) => !current.learners.includes(id));
+      for (const id of newcomers) {
+        if (given[id] === undefined) {
+          throw new AdminError("invalid_membership", `${id} is not a member: give its address`);
+        }
+      }
+      let base = current;
+      if (newcomers.length > 0) {
+        // Non-voting first: the voter change waits until they have the log (thesis §4.2.1).
+        const addresses = { ...current.addresses };
+        for (const id of newcomers) addresses[id] = given[id] as string;
+        const learners = [...current.learners, ...newcomers];
+        base = (await this.#changeTo({ voters: current.voters, learners, addresses }, deadline))
+          .membership;
+      }
+      if (joining.length > 0) await this.#caughtUp(joining, options.maxLag, deadline);
+      const removed = base.voters.filter((id) => !ids.includes(id));
+      const learners = base.learners.filter((id) => !ids.includes(id));
+      if (options.retain) learners.push(...removed);
+      const addresses: Record<NodeId, string> = {};
+      for (const id of [...ids, ...learners]) {
+        const address = given[id] ?? base.addresses[id];
+        if (address !== undefined) addresses[id] = address;
+      }
+      return this.#changeTo({ voters: ids, learners, addresses }, deadline);
+    });
+  }
+
+  /**
+   * Hands leadership to `to`, or to the most up-to-date voter (thesis §3.10): the leader stops
+   * accepting writes (they reject with TransferInProgressError), catches the target up and
+   * tells it to campaign at once. Resolves with the new leader's id once this node knows another
+   * leader. Rejects with AdminError `transfer_aborted` if the target did not take over within an
+   * election timeout (this node then accepts writes again), `unknown_target`,
+   * `transfer_in_progress`, `timeout`, or with NotLeaderError.
+   */
+  async transferLeadership(to?: NodeId, options: { timeoutMs?: number } = {}): Promise<NodeId> {
+    this.#requireLeader();
+    const timeoutMs = options.timeoutMs ?? this.#config.adminTimeoutMs;
+    const { requestId } = await this.#adminRequest((requestId) => ({
+      type: "transferLeadership",
+      requestId,
+      to: to ?? null,
+    }));
+    if (to === this.id) return this.id;
+    try {
+      return await this.#watch("the leadership transfer", timeoutMs, () => {
+        if (this.#abortedTransfers.has(requestId)) {
+          throw new AdminError(
+            "transfer_aborted",
+            `${to ?? "the target"} did not take over in time; ${this.id} still leads`,
+          );
+        }
+        const s = this.#state;
+        if (s.role !== "leader" && s.leaderId !== null && s.leaderId !== this.id) {
+          return s.leaderId;
+        }
+        return undefined;
+      });
+    } finally {
+      this.#abortedTransfers.delete(requestId);
+    }
+  }
+
+  /** Runs a membership change alone: one at a time on this node, on the leader only. */
+  async #exclusive<T>(
+    timeoutMs: number | undefined,
+    change: (deadline: number) => Promise<T>,
+  ): Promise<T> {
+    this.#requireLeader();
+    if (this.#changing) {
+      throw new AdminError("change_in_progress", "another membership change is under way");
+    }
+    this.#changing = true;
+    try {
+      const deadline = performance.now() + (timeoutMs ?? this.#config.adminTimeoutMs);
+      // A new leader commits its blank entry first (the core refuses a change until then).
+      const term = this.#state.term;
+      await this.#watch("committing an entry of the leader's term", remaining(deadline), () =>
+        this.#leading(term) && termAt(this.#state.log, this.#state.commitIndex) === term
+          ? true
+          : undefined,
+      );
+      return await change(deadline);
+    } finally {
+      this.#changing = false;
+    }
+  }
+
+  /** The active configuration, which must be committed and not joint. */
+  #stableMembership(): Membership {
+    const s = this.#state;
+    const active = activeConfig(s.configs);
+    if (active.membership.outgoing !== undefined || active.index > s.commitIndex) {
+      throw new AdminError("change_in_progress", "the latest configuration is not committed yet");
+    }
+    return active.membership;
+  }
+
+  /** Proposes `target` and resolves once it (as C_new, after a joint phase) is committed. */
+  async #changeTo(target: Membership, deadline: number): Promise<MembershipChangeResult> {
+    const term = this.#state.term;
+    const { index } = await this.#adminRequest((requestId) => ({
+      type: "changeMembership",
+      requestId,
+      membership: target,
+    }));
+    this.#log("info", "membership change", { index, voters: target.voters.join(",") });
+    return this.#watch("the membership change", remaining(deadline), () => {
+      const s = this.#state;
+      const active = activeConfig(s.configs);
+      const { membership } = active;
+      if (
+        active.index >= index &&
+        active.index <= s.commitIndex &&
+        membership.outgoing === undefined &&
+        sameSet(membership.voters, target.voters)
+      ) {
+        return { index: active.index, membership };
+      }
+      this.#leading(term);
+      return undefined;
+    });
+  }
+
+  /** Resolves once every one of `ids` is within `maxLag` of the leader's last index. */
+  #caughtUp(ids: readonly NodeId[], maxLag = DEFAULT_MAX_LAG, deadline: number): Promise<true> {
+    const term = this.#state.term;
+    return this.#watch(`${ids.join(", ")} catching up`, remaining(deadline), () => {
+      this.#leading(term);
+      const s = this.#state;
+      // match ≥ 1: the member has answered at least once (every log starts with a config entry).
+      const wanted = Math.max(1, s.log.lastIndex - maxLag);
+      return ids.every((id) => (s.progress.get(id)?.match ?? 0) >= wanted) ? true : undefined;
+    });
+  }
+
+  /** True while this node leads in `term`; throws `leadership_lost` otherwise. */
+  #leading(term: number): true {
+    if (this.#state.role !== "leader" || this.#state.term !== term) {
+      throw new AdminError("leadership_lost", "this node stopped leading; the outcome is unknown");
+    }
+    return true;
+  }
+
+  #requireLeader(): void {
+    let failure: Error | null = null;
+    if (!this.#checkRunning((error) => (failure = error))) throw failure;
+    if (this.#state.role !== "leader") throw this.#notLeader();
+  }
+
+  /** Steps an admin input and resolves with the core's acceptance. */
+  #adminRequest(
+    input: (requestId: number) => Input,
+  ): Promise<{ requestId: number; index: number }> {
+    return new Promise((resolve, reject) => {
+      if (!this.#checkRunning(reject)) return;
+      const requestId = this.#nextRequestId++;
+      this.#admin.set(requestId, { resolve, reject });
+      this.#enqueue({ input: input(requestId) });
+    });
+  }
+
+  #adminRejection(reason: AdminRejection, leaderId: NodeId | null): Error {
+    if (reason === "not_leader") {
+      return new NotLeaderError(leaderId, leaderId ? this.#addressOf(leaderId) : null);
+    }
+    const messages: Record<Exclude<AdminRejection, "not_leader">, string> = {
+      change_in_progress: "another membership change is under way",
+      invalid_membership: "the configuration is not valid",
+      transfer_in_progress: "a leadership transfer is under way",
+      unknown_target: "the target is not a voter of the configuration",
+    };
+    return new AdminError(reason, messages[reason]);
+  }
+
+  /**
+   * Resolves with `check()`'s first value other than undefined, checked now and after every
+   * step; rejects with what `check` throws, when the node stops, or with `timeout`.
+   */
+  #watch<T>(what: string, timeoutMs: number, check: () => T | undefined): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#watchers.delete(run);
+      };
+      const run = () => {
+        if (this.#stopped) {
+          finish();
+          reject(this.#fatal ?? new ShutdownError("the node has shut down"));
+          return;
+        }
+        let value: T | undefined;
+        try {
+          value = check();
+        } catch (error) {
+          finish();
+          reject(asError(error));
+          return;
+        }
+        if (value !== undefined) {
+          finish();
+          resolve(value);
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new AdminError("timeout", `${what} did not complete within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#watchers.add(run);
+      run();
+    });
   }
 
   /** Stops timers, rejects pending requests with ShutdownError and resolves when quiet. */
@@ -454,7 +791,34 @@ export class Raft implements RpcHandler {
     }
     this.#execute(effects, replies);
     if (this.#config.leaseReads) this.#renewLease();
+    if (this.#pendingWriteCount > 0 && this.#state.role !== "leader") this.#failIfRemoved();
     this.#publishMetrics();
+    if (this.#watchers.size > 0) for (const watcher of [...this.#watchers]) watcher();
+  }
+
+  /**
+   * A leader that a committed C_new removed steps down and hears from no leader again: its
+   * writes above the commit index would wait forever. They fail with RemovedError (outcome
+   * unknown: the new leader may have them); committed ones still apply here.
+   */
+  #failIfRemoved(): void {
+    const s = this.#state;
+    const active = activeConfig(s.configs);
+    if (active.index > s.commitIndex || allMembers(active.membership).includes(this.id)) return;
+    const error = new RemovedError(
+      `${this.id} was removed from the cluster before the write committed; its outcome is unknown`,
+    );
+    const queue = this.#acceptedBatches;
+    while (queue.length > this.#acceptedHead) {
+      const tail = queue[queue.length - 1] as AcceptedBatch;
+      const cut = Math.max(0, s.commitIndex + 1 - tail.firstIndex);
+      if (cut >= tail.writes.length) break;
+      const lost = tail.writes.splice(cut);
+      this.#pendingWriteCount -= lost.length;
+      for (const w of lost) w.reject(error);
+      if (tail.writes.length === 0) queue.pop();
+      else break;
+    }
   }
 
   #execute(
@@ -507,7 +871,28 @@ export class Raft implements RpcHandler {
           this.#accepted(effect.requestId, effect.firstIndex, effect.term);
           break;
         case "proposalRejected":
-          this.#rejectProposal(effect.requestId, this.#notLeader());
+          this.#rejectProposal(
+            effect.requestId,
+            effect.reason === "transferring"
+              ? new TransferInProgressError(effect.leaderId)
+              : this.#notLeader(),
+          );
+          break;
+        case "adminAccepted": {
+          const pending = this.#admin.get(effect.requestId);
+          this.#admin.delete(effect.requestId);
+          pending?.resolve({ requestId: effect.requestId, index: effect.index });
+          break;
+        }
+        case "adminRejected": {
+          const pending = this.#admin.get(effect.requestId);
+          this.#admin.delete(effect.requestId);
+          pending?.reject(this.#adminRejection(effect.reason, effect.leaderId));
+          break;
+        }
+        case "transferAborted":
+          this.#log("info", "leadership transfer aborted", { to: effect.to });
+          this.#abortedTransfers.add(effect.requestId);
           break;
         case "readIndexReady":
           this.#readConfirmed(effect.requestId, effect.index);
@@ -832,7 +1217,11 @@ export class Raft implements RpcHandler {
     this.#held = [];
     for (const queued of this.#queue) queued.reply?.(null);
     this.#queue = [];
+    const admin = [...this.#admin.values()];
+    this.#admin.clear();
+    for (const pending of admin) pending.reject(error);
     this.#publishMetrics();
+    for (const watcher of [...this.#watchers]) watcher();
     this.#closed(fatal);
   }
 
@@ -920,6 +1309,21 @@ function queueMessage(outbox: Map<NodeId, Message[]>, message: Message): void {
     return;
   }
   messages.push(message);
+}
+
+function isIdList(
+  voters: readonly NodeId[] | Readonly<Record<NodeId, string>>,
+): voters is readonly NodeId[] {
+  return Array.isArray(voters);
+}
+
+function sameSet(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((id) => b.includes(id));
+}
+
+/** Milliseconds left until `deadline` (a performance.now() time), at least 0. */
+function remaining(deadline: number): number {
+  return Math.max(0, deadline - performance.now());
 }
 
 function definedOnly<T extends object>(values: T): Partial<T> {

@@ -168,7 +168,7 @@ function fail(c: Context, status: 400 | 413 | 503, error: string): Response {
  * Whether `header` is `Bearer <secret>`. The token is compared in constant time: the loop runs
  * over the whole secret whatever the token, so timing reveals at most the secret's length.
  */
-function authorized(header: string | undefined, secret: Uint8Array): boolean {
+export function authorized(header: string | undefined, secret: Uint8Array): boolean {
   if (header === undefined || header.length < 7) return false;
   if (header.slice(0, 7).toLowerCase() !== "bearer ") return false;
   const token = encoder.encode(header.slice(7));

@@ -99,6 +99,17 @@ export class TestCluster {
     return { id, address, raft, store, machine };
   }
 
+  /**
+   * Creates and starts a node outside the initial members (`ids`): it waits, uninitialized, on
+   * the network until a leader adds it.
+   */
+  async addNode(id: NodeId): Promise<TestNode> {
+    if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
+    this.nodes.set(id, this.#create(id, new MemoryLogStore()));
+    await this.start(id);
+    return this.node(id);
+  }
+
   node(id: NodeId): TestNode {
     const node = this.nodes.get(id);
     if (!node) throw new Error(`no node ${id}`);

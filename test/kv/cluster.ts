@@ -58,27 +58,32 @@ export class KvCluster {
   readonly nodes: KvNode[];
   readonly cluster: string;
 
-  private constructor(nodes: KvNode[]) {
+  private constructor(
+    nodes: KvNode[],
+    readonly dir: string,
+    /** Passed to every node as `--secret` when set. */
+    readonly secret: string | undefined,
+  ) {
     this.nodes = nodes;
     this.cluster = nodes.map((n) => `${n.id}=${n.url}`).join(",");
   }
 
   /** Picks a free port for each of `ids`; nothing starts yet. */
-  static async create(dir: string, ids: readonly string[]): Promise<KvCluster> {
+  static async create(
+    dir: string,
+    ids: readonly string[],
+    options: { secret?: string } = {},
+  ): Promise<KvCluster> {
     const nodes: KvNode[] = [];
-    for (const id of ids) {
-      const port = await freePort();
-      nodes.push({
-        id,
-        port,
-        url: `http://127.0.0.1:${port}`,
-        data: join(dir, id),
-        child: null,
-        exited: Promise.resolve({ code: null, signal: null }),
-        log: "",
-      });
-    }
-    return new KvCluster(nodes);
+    for (const id of ids) nodes.push(await newNode(dir, id));
+    return new KvCluster(nodes, dir, options.secret);
+  }
+
+  /** A node outside `--cluster` (to be added through the admin API); it does not start yet. */
+  async addNode(id: string): Promise<KvNode> {
+    const node = await newNode(this.dir, id);
+    this.nodes.push(node);
+    return node;
   }
 
   node(id: string): KvNode {
@@ -93,6 +98,7 @@ export class KvCluster {
     const { command, args } = scriptCommand(main);
     const cli = ["--id", node.id, "--listen", `127.0.0.1:${node.port}`, "--data", node.data];
     if (options.cluster !== false) cli.push("--cluster", this.cluster);
+    if (this.secret !== undefined) cli.push("--secret", this.secret);
     const child = spawn(command, [...args, ...cli], {
       cwd: root,
       env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
@@ -190,6 +196,19 @@ export class KvCluster {
   dump(): void {
     for (const n of this.nodes) console.error(`--- stderr of ${n.id} ---\n${n.log}`);
   }
+}
+
+async function newNode(dir: string, id: string): Promise<KvNode> {
+  const port = await freePort();
+  return {
+    id,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    data: join(dir, id),
+    child: null,
+    exited: Promise.resolve({ code: null, signal: null }),
+    log: "",
+  };
 }
 
 /** `promise`, or a rejection naming `what` after `ms`. */
