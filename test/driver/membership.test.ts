@@ -195,6 +195,27 @@ describe("Raft driver: membership changes", () => {
     await c.waitAll([dropped], (m) => m.lastApplied >= index && m.role === "learner", "learner");
   });
 
+  it("membership is recorded in the log: after a restart of every node the new configuration holds", async () => {
+    const all = ["m1", "m2", "m3", "m4"];
+    const c = await cluster(all, ["m1", "m2", "m3"]);
+    const leader = await c.leader(["m1", "m2", "m3"]);
+    const target = ["m2", "m3", "m4"];
+    await leader.raft.changeMembership(addresses(target), { retain: true });
+    const { index } = await (await c.leader(target)).raft.write(bytes("before-restart"));
+    await c.waitAll(all, (m) => m.lastApplied >= index, "applied before the restart");
+    for (const id of all) await c.stop(id);
+    for (const id of all) await c.restart(id);
+    const next = await c.leader(target);
+    for (const id of all) {
+      const { membership } = c.node(id).raft.metrics.current;
+      assert.deepEqual(sorted(membership.voters), target, id);
+      assert.deepEqual(membership.learners, ["m1"], id);
+    }
+    assert.equal(c.node("m1").raft.metrics.current.role, "learner");
+    const { index: after } = await next.raft.write(bytes("after-restart"));
+    await c.waitAll(all, (m) => m.lastApplied >= after, "the restarted cluster applies");
+  });
+
   it("one change at a time: a second request during a change is rejected with change_in_progress", async () => {
     const c = await cluster(["s1", "s2", "s3", "s4"], ["s1", "s2", "s3"]);
     const leader = await c.leader(["s1", "s2", "s3"]);
