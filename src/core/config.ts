@@ -17,6 +17,10 @@ export interface RaftConfig {
   readonly maxBatchBytes: number;
   /** Applied, durable entries kept in memory for followers that lag a little. */
   readonly maxWindowEntries: number;
+  /** Entries handed to the state machine since the last snapshot that trigger one; 0: never. */
+  readonly snapshotThreshold: number;
+  /** Log entries kept before a snapshot's index when the log is compacted (for slow followers). */
+  readonly snapshotTrailingEntries: number;
 }
 
 export const defaultConfig: RaftConfig = {
@@ -29,6 +33,8 @@ export const defaultConfig: RaftConfig = {
   maxBatchEntries: 4096,
   maxBatchBytes: 1 << 20,
   maxWindowEntries: 8192,
+  snapshotThreshold: 10_000,
+  snapshotTrailingEntries: 1000,
 };
 
 /** Fills defaults and rejects configurations that cannot work. */
@@ -47,8 +53,10 @@ export function resolveConfig(partial: Partial<RaftConfig> = {}): RaftConfig {
       throw new RangeError(`config.${key} must be a positive integer, got ${String(value)}`);
     }
   }
-  if (!Number.isInteger(config.maxWindowEntries) || config.maxWindowEntries < 0) {
-    throw new RangeError("config.maxWindowEntries must be a non-negative integer");
+  for (const key of ["maxWindowEntries", "snapshotThreshold", "snapshotTrailingEntries"] as const) {
+    if (!Number.isInteger(config[key]) || config[key] < 0) {
+      throw new RangeError(`config.${key} must be a non-negative integer`);
+    }
   }
   if (config.electionTimeoutMaxMs <= config.electionTimeoutMinMs) {
     throw new RangeError("config.electionTimeoutMaxMs must exceed electionTimeoutMinMs");

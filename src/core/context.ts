@@ -45,6 +45,8 @@ export function newCtx(state: RaftState): Ctx {
     logEpoch: state.logEpoch,
     applyingIndex: state.applyingIndex,
     appliedIndex: state.appliedIndex,
+    applyingConfig: state.applyingConfig,
+    snapshotBuilding: state.snapshotBuilding,
     configs: state.configs,
     votes: state.votes,
     progress: state.progress,
@@ -224,6 +226,11 @@ export function syncProgress(c: Ctx): void {
   if (same) return;
   const next = new Map<NodeId, Progress>();
   for (const id of members) next.set(id, progress.get(id) ?? newProgress(c.s.log.lastIndex + 1));
+  for (const [peer, pr] of progress) {
+    if (!members.has(peer) && pr.pendingSnapshot !== 0) {
+      c.effects.push({ type: "cancelSnapshot", peer });
+    }
+  }
   c.s.progress = next;
   c.ownProgress = next;
 }
@@ -243,13 +250,68 @@ export function commitTo(c: Ctx, index: number): void {
   applyCommitted(c);
 }
 
-/** Hands committed entries that are durable here to the state machine, in order. */
+/**
+ * Hands committed entries that are durable here to the state machine, in order, and asks for a
+ * snapshot once snapshotThreshold entries were handed out since the last one (§7).
+ */
 export function applyCommitted(c: Ctx): void {
   const upTo = Math.min(c.s.commitIndex, c.s.persistedIndex);
   if (upTo <= c.s.applyingIndex) return;
   const entries = raftLog.slice(c.s.log, c.s.applyingIndex + 1, upTo);
   c.s.applyingIndex = upTo;
+  for (const entry of entries) {
+    if (entry.kind === "membership") {
+      c.s.applyingConfig = { index: entry.index, membership: entry.membership };
+    }
+  }
   c.effects.push({ type: "apply", entries });
+  maybeBuildSnapshot(c);
+}
+
+/** The snapshot policy: every snapshotThreshold entries handed to the state machine. */
+export function maybeBuildSnapshot(c: Ctx): void {
+  const threshold = c.s.config.snapshotThreshold;
+  if (threshold > 0 && c.s.applyingIndex - c.s.log.snapshotIndex >= threshold) buildSnapshot(c);
+}
+
+/**
+ * Asks the driver to snapshot the state machine as of applyingIndex: the state machine sees
+ * `apply` and `buildSnapshot` in emission order, so that is exactly its state at that point.
+ * One build at a time; none if nothing was applied since the last snapshot.
+ */
+export function buildSnapshot(c: Ctx): void {
+  const index = c.s.applyingIndex;
+  if (c.s.snapshotBuilding !== 0 || index <= c.s.log.snapshotIndex) return;
+  const term = raftLog.termAt(c.s.log, index);
+  if (term === undefined) throw new Error(`invariant: no term for applied index ${index}`);
+  c.s.snapshotBuilding = index;
+  const { membership } = c.s.applyingConfig;
+  c.effects.push({ type: "buildSnapshot", index, term, membership });
+}
+
+/**
+ * A snapshot of the leader's state (§7, thesis §5.3): our log becomes the snapshot, followed by
+ * our entries after its last included entry if we hold that entry ("retain log entries
+ * following it"), or by nothing ("discard the entire log"). Everything it covers is committed
+ * and, once the install effect runs, applied. Only for a snapshot beyond our commit index.
+ */
+export function installSnapshot(c: Ctx, index: number, term: number, membership: Membership): void {
+  if (index <= c.s.commitIndex) {
+    throw new Error(`invariant: installing snapshot ${index} at commit ${c.s.commitIndex}`);
+  }
+  const { log } = c.s;
+  const keep = index <= log.lastIndex && raftLog.termAt(log, index) === term;
+  const suffix = keep && index < log.lastIndex ? raftLog.slice(log, index + 1, log.lastIndex) : [];
+  c.s.log = raftLog.createLog(index, term, index, term, suffix);
+  // The install is one storage write, ordered after the appends of the entries kept.
+  c.s.persistedIndex = Math.min(Math.max(c.s.persistedIndex, index), c.s.log.lastIndex);
+  c.s.commitIndex = index;
+  c.s.applyingIndex = index;
+  const config: ConfigEntry = { index, membership };
+  c.s.applyingConfig = config;
+  c.effects.push({ type: "installSnapshot", index, term, membership, discardLog: !keep });
+  const kept = keep ? c.s.configs.filter((entry) => entry.index > index) : [];
+  setConfigs(c, [config, ...kept]);
 }
 
 /**

@@ -17,7 +17,10 @@ export interface RaftLog {
   readonly baseTerm: number;
   readonly lastIndex: number;
   readonly lastTerm: number;
-  /** Last index covered by a snapshot: the log's first index is snapshotIndex + 1. */
+  /**
+   * Last index covered by the latest durable snapshot (its term is known). Storage may still
+   * hold up to snapshotTrailingEntries entries before it, for followers that lag a little.
+   */
   readonly snapshotIndex: number;
   readonly snapshotTerm: number;
 }
@@ -114,6 +117,11 @@ export function forget(log: RaftLog, index: number): RaftLog {
     offset = index + 1;
   }
   return withLog(log, buffer, offset, index, baseTerm, log.lastIndex, log.lastTerm);
+}
+
+/** The same log, covered by a durable snapshot up to `index` (term `term`). */
+export function withSnapshot(log: RaftLog, index: number, term: number): RaftLog {
+  return { ...log, snapshotIndex: index, snapshotTerm: term };
 }
 
 /** (lastLogTerm, lastLogIndex) of a candidate is at least as up to date as ours (§5.4.1). */

@@ -2,8 +2,8 @@
  * The leader's view of one follower, with flow control (after etcd's tracker/):
  * - probe: one AppendEntries in flight until the follower's match is found;
  * - replicate: pipelined, up to maxInflight batches in flight;
- * - snapshot: the follower needs entries that were compacted away (until snapshots land, the
- *   leader only records this state).
+ * - snapshot: the follower needs entries that were compacted away: the driver streams it the
+ *   snapshot (§7) and no AppendEntries go out until the stream ends.
  * Values are immutable; every change returns a new Progress.
  */
 export type ProgressState = "probe" | "replicate" | "snapshot";
@@ -24,6 +24,8 @@ export interface Progress {
   readonly loading: boolean;
   /** Highest ReadIndex round the follower answered. */
   readonly ackedRound: number;
+  /** snapshot: index of the snapshot being streamed (a sendSnapshot is running); 0 otherwise. */
+  readonly pendingSnapshot: number;
 }
 
 export function newProgress(next: number): Progress {
@@ -36,6 +38,7 @@ export function newProgress(next: number): Progress {
     recentActive: false,
     loading: false,
     ackedRound: 0,
+    pendingSnapshot: 0,
   };
 }
 
@@ -56,6 +59,7 @@ export function acknowledge(pr: Progress, index: number): Progress | undefined {
     pr.recentActive,
     pr.loading,
     pr.ackedRound,
+    0,
   );
 }
 
@@ -67,6 +71,7 @@ export function probeFrom(pr: Progress, next: number): Progress {
     next: Math.max(next, pr.match + 1),
     probeSent: false,
     inflight: [],
+    pendingSnapshot: 0,
   };
 }
 
@@ -92,6 +97,7 @@ export function sent(pr: Progress, lastIndex: number): Progress {
     pr.recentActive,
     pr.loading,
     pr.ackedRound,
+    pr.pendingSnapshot,
   );
 }
 
@@ -105,7 +111,8 @@ export function heartbeatAnswered(pr: Progress, maxInflight: number, round: numb
       ? pr.inflight.slice(1)
       : pr.inflight;
   const ackedRound = Math.max(pr.ackedRound, round);
-  return make(pr.match, pr.next, pr.state, false, inflight, true, pr.loading, ackedRound);
+  const { match, next, state, loading, pendingSnapshot } = pr;
+  return make(match, next, state, false, inflight, true, loading, ackedRound, pendingSnapshot);
 }
 
 /** A Progress written out field by field: one shape, no spread (hot path). */
@@ -118,6 +125,17 @@ function make(
   recentActive: boolean,
   loading: boolean,
   ackedRound: number,
+  pendingSnapshot: number,
 ): Progress {
-  return { match, next, state, probeSent, inflight, recentActive, loading, ackedRound };
+  return {
+    match,
+    next,
+    state,
+    probeSent,
+    inflight,
+    recentActive,
+    loading,
+    ackedRound,
+    pendingSnapshot,
+  };
 }

@@ -13,7 +13,13 @@ import {
 import { committedIndex } from "./quorum.ts";
 import { confirmReads, startWaitingReads } from "./read-index.ts";
 import { maybeSendTimeoutNow } from "./transfer.ts";
-import type { AppendEntriesResponse, Entry, HeartbeatResponse, NodeId } from "./types.ts";
+import type {
+  AppendEntriesResponse,
+  Entry,
+  HeartbeatResponse,
+  InstallSnapshotResponse,
+  NodeId,
+} from "./types.ts";
 
 export function broadcastAppend(c: Ctx): void {
   for (const peer of c.s.progress.keys()) sendAppend(c, peer);
@@ -75,20 +81,34 @@ function sendAppendEntries(
   sendAsLeader(c, { type, term, from, to, prevLogIndex, prevLogTerm, entries, leaderCommit });
 }
 
-/** The entries `peer` needs left the in-memory window: ask the driver to read them. */
+/**
+ * The entries `peer` needs left the in-memory window: ask the driver to read them. Below the
+ * snapshot, storage may have purged them (it keeps snapshotTrailingEntries at most): the answer
+ * tells, and a follower whose entries are gone gets the snapshot (§7).
+ */
 function requestEntries(c: Ctx, peer: NodeId, pr: Progress): void {
   const { log } = c.s;
   const prevIndex = pr.next - 1;
-  if (prevIndex < log.snapshotIndex) {
-    // Compacted away: only a snapshot can catch this follower up.
-    setProgress(c, peer, { ...pr, state: "snapshot" });
-    return;
-  }
-  const fromIndex = Math.max(prevIndex, log.snapshotIndex + 1);
+  // Read the entry at prevIndex too when its term is not known here.
+  const fromIndex = termAt(log, prevIndex) === undefined ? prevIndex : prevIndex + 1;
   const toIndex = Math.min(log.lastIndex, prevIndex + c.s.config.maxBatchEntries);
   if (toIndex < fromIndex) return;
   c.effects.push({ type: "loadEntries", peer, fromIndex, toIndex });
   setProgress(c, peer, { ...pr, loading: true });
+}
+
+/** `peer` needs entries that only the latest snapshot covers: have the driver stream it (§7). */
+function sendSnapshot(c: Ctx, peer: NodeId, pr: Progress): void {
+  const { snapshotIndex: index, snapshotTerm: term } = c.s.log;
+  setProgress(c, peer, {
+    ...pr,
+    state: "snapshot",
+    probeSent: false,
+    inflight: [],
+    loading: false,
+    pendingSnapshot: index,
+  });
+  c.effects.push({ type: "sendSnapshot", peer, index, term });
 }
 
 /** The driver read entries for `peer` from storage: send them if they are still what it needs. */
@@ -105,12 +125,13 @@ export function handleEntriesLoaded(c: Ctx, peer: NodeId, loaded: readonly Entry
     prevTerm = first.term;
     entries = loaded.slice(1);
   }
-  const usable =
-    prevTerm !== undefined &&
-    entries.length > 0 &&
-    (entries[0] as Entry).index === pr.next &&
-    canSend(ready, c.s.config.maxInflight);
-  if (usable) {
+  const found =
+    prevTerm !== undefined && entries.length > 0 && (entries[0] as Entry).index === pr.next;
+  if (!found && prevIndex < c.s.log.snapshotIndex) {
+    sendSnapshot(c, peer, ready); // purged from storage: only the snapshot has them
+    return;
+  }
+  if (found && canSend(ready, c.s.config.maxInflight)) {
     const last = batchEnd(
       c,
       pr.next,
@@ -127,25 +148,75 @@ export function handleAppendResponse(c: Ctx, m: AppendEntriesResponse): void {
   if (!pr) return;
   const active = pr.recentActive ? pr : { ...pr, recentActive: true };
   if (m.success) {
-    if (m.matchIndex > c.s.log.lastIndex) return; // cannot match entries we never had
-    const updated = acknowledge(active, m.matchIndex);
-    setProgress(c, m.from, updated ?? active);
-    if (!updated) return;
-    maybeCommit(c);
-    if (c.s.role !== "leader") return; // stepped down: removed by the C_new just committed
-    if (c.s.transfer?.to === m.from) maybeSendTimeoutNow(c);
-    sendAppend(c, m.from);
+    acknowledged(c, m.from, active, m.matchIndex);
     return;
   }
-  // A stale rejection: of an index already matched, or of a probe we have moved past.
+  // A stale rejection: of an index already matched, or of a probe we have moved past, or of an
+  // AppendEntries sent before the snapshot stream under way.
   const stale =
-    m.rejectedIndex <= pr.match || (pr.state === "probe" && m.rejectedIndex !== pr.next - 1);
+    m.rejectedIndex <= pr.match ||
+    (pr.state === "probe" && m.rejectedIndex !== pr.next - 1) ||
+    pr.state === "snapshot";
   if (stale) {
     setProgress(c, m.from, active);
     return;
   }
   setProgress(c, m.from, probeFrom(active, nextFromHint(c, m, pr)));
   sendAppend(c, m.from);
+}
+
+/**
+ * The follower's log matches ours up to `matchIndex`. While a snapshot streams to it, only an
+ * acknowledgement of that snapshot (or beyond) ends the stream (§7).
+ */
+function acknowledged(c: Ctx, peer: NodeId, active: Progress, matchIndex: number): void {
+  if (matchIndex > c.s.log.lastIndex) return; // cannot match entries we never had
+  if (active.state === "snapshot" && matchIndex < active.pendingSnapshot) {
+    setProgress(c, peer, active);
+    return;
+  }
+  const updated = acknowledge(active, matchIndex);
+  setProgress(c, peer, updated ?? active);
+  if (!updated) return;
+  if (active.pendingSnapshot !== 0) c.effects.push({ type: "cancelSnapshot", peer });
+  maybeCommit(c);
+  if (c.s.role !== "leader") return; // stepped down: removed by the C_new just committed
+  if (c.s.transfer?.to === peer) maybeSendTimeoutNow(c);
+  sendAppend(c, peer);
+}
+
+/** The follower installed a snapshot (durably): its log matches ours up to matchIndex. */
+export function handleInstallSnapshotResponse(c: Ctx, m: InstallSnapshotResponse): void {
+  const pr = c.s.progress.get(m.from);
+  if (!pr) return;
+  const active = pr.recentActive ? pr : { ...pr, recentActive: true };
+  if (m.success) acknowledged(c, m.from, active, m.matchIndex);
+  else setProgress(c, m.from, active);
+}
+
+/**
+ * The driver's stream of snapshot `index` to `peer` ended. Probe next (like etcd, paused until
+ * the follower answers a heartbeat, which gives an install time to finish): after the snapshot
+ * on success, from the known match otherwise, which sends the snapshot again if still needed.
+ */
+export function handleSnapshotSent(c: Ctx, peer: NodeId, index: number, success: boolean): void {
+  const pr = c.s.progress.get(peer);
+  if (c.s.role !== "leader" || !pr || pr.state !== "snapshot" || pr.pendingSnapshot !== index) {
+    return;
+  }
+  const probe = probeFrom(pr, success ? index + 1 : pr.match + 1);
+  setProgress(c, peer, { ...probe, probeSent: true });
+}
+
+/** A newer snapshot is durable: streams of an older one restart with it (they are superseded). */
+export function restartSnapshotStreams(c: Ctx): void {
+  if (c.s.role !== "leader") return;
+  for (const [peer, pr] of c.s.progress) {
+    if (pr.state === "snapshot" && pr.pendingSnapshot < c.s.log.snapshotIndex) {
+      c.effects.push({ type: "cancelSnapshot", peer });
+      sendSnapshot(c, peer, pr);
+    }
+  }
 }
 
 /**

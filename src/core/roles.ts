@@ -29,6 +29,10 @@ export function becomeFollower(c: Ctx, term: number, leaderId: NodeId | null): v
   c.s.leaderId = leaderId;
   if (c.s.votes.size > 0) c.s.votes = new Map();
   if (wasLeader) {
+    // A stream of an older term is superseded: its follower will hear from the new leader.
+    for (const [peer, pr] of c.s.progress) {
+      if (pr.pendingSnapshot !== 0) c.effects.push({ type: "cancelSnapshot", peer });
+    }
     c.s.progress = new Map();
     c.s.transfer = null;
     cancelTimer(c, "heartbeat");

@@ -30,6 +30,13 @@ export interface RaftState {
   readonly applyingIndex: number;
   /** Highest index the state machine reported applied. */
   readonly appliedIndex: number;
+  /**
+   * The configuration in force at applyingIndex: the metadata of a snapshot taken there. Kept
+   * apart from `configs`, which forgets configurations once a newer one commits.
+   */
+  readonly applyingConfig: ConfigEntry;
+  /** Index of the snapshot a `buildSnapshot` effect asked for and not yet reported; 0: none. */
+  readonly snapshotBuilding: number;
   /** Configurations from the log, newest (active) last; see membership.ts. */
   readonly configs: readonly ConfigEntry[];
   /** Votes received in the current (pre)campaign. */
@@ -111,6 +118,8 @@ export function createState(options: CreateOptions): RaftState {
   if (r && applied < r.prevIndex)
     throw new Error("restored entries must cover everything after appliedIndex");
   const membership = activeConfig(configs).membership;
+  let applyingConfig = activeConfig([]);
+  for (const entry of configs) if (entry.index <= applied) applyingConfig = entry;
   return {
     id: options.id,
     config,
@@ -124,6 +133,8 @@ export function createState(options: CreateOptions): RaftState {
     logEpoch: 0,
     applyingIndex: applied,
     appliedIndex: applied,
+    applyingConfig,
+    snapshotBuilding: 0,
     configs,
     votes: new Map(),
     progress: new Map(),

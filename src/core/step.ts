@@ -25,11 +25,19 @@ import {
   handleAppendResponse,
   handleEntriesLoaded,
   handleHeartbeatResponse,
+  handleInstallSnapshotResponse,
+  handleSnapshotSent,
   handleUnreachable,
   maybeCommit,
   sendHeartbeats,
 } from "./replication.ts";
 import { appendAsLeader, becomeFollower } from "./roles.ts";
+import {
+  handleInstallSnapshot,
+  handleSnapshotBuilt,
+  handleSnapshotInstalled,
+  handleTriggerSnapshot,
+} from "./snapshot.ts";
 import type { RaftState } from "./state.ts";
 import { abortTransfer, handleTransferLeadership } from "./transfer.ts";
 import type { Effect, Entry, Input, Membership, Message, NodeId, TimerName } from "./types.ts";
@@ -84,6 +92,18 @@ export function step(state: RaftState, input: Input): StepResult {
     case "transferLeadership":
       handleTransferLeadership(c, input.requestId, input.to);
       break;
+    case "triggerSnapshot":
+      handleTriggerSnapshot(c, input.requestId);
+      break;
+    case "snapshotBuilt":
+      handleSnapshotBuilt(c, input.index, input.term);
+      break;
+    case "snapshotSent":
+      handleSnapshotSent(c, input.peer, input.index, input.success);
+      break;
+    case "snapshotInstalled":
+      handleSnapshotInstalled(c, input.index);
+      break;
   }
   checkInvariants(state, c.s);
   return { state: c.s, effects: c.effects };
@@ -133,7 +153,10 @@ function onMessage(c: Ctx, m: Message): void {
       // The term of the campaign we asked about, not a newer term to adopt.
     } else {
       const fromLeader =
-        m.type === "appendEntries" || m.type === "heartbeat" || m.type === "timeoutNow";
+        m.type === "appendEntries" ||
+        m.type === "heartbeat" ||
+        m.type === "timeoutNow" ||
+        m.type === "installSnapshot";
       becomeFollower(c, m.term, fromLeader ? m.from : null); // §5.1
     }
   } else if (m.term < c.s.term) {
@@ -192,6 +215,9 @@ function rejectStale(c: Ctx, m: Message): void {
       },
       false,
     );
+  } else if (m.type === "installSnapshot") {
+    const response = { term: c.s.term, from, to: m.from, success: false, matchIndex: 0 };
+    send(c, { type: "installSnapshotResponse", ...response }, false);
   }
 }
 
@@ -203,11 +229,15 @@ function stepLeader(c: Ctx, m: Message): void {
     case "heartbeatResponse":
       handleHeartbeatResponse(c, m);
       return;
+    case "installSnapshotResponse":
+      handleInstallSnapshotResponse(c, m);
+      return;
     case "requestVote":
       handleVoteRequest(c, m);
       return;
     case "appendEntries":
     case "heartbeat":
+    case "installSnapshot":
       throw new Error(`invariant: two leaders in term ${m.term} (${c.s.id} and ${m.from})`);
   }
 }
@@ -216,6 +246,7 @@ function stepCandidate(c: Ctx, m: Message): void {
   switch (m.type) {
     case "appendEntries":
     case "heartbeat":
+    case "installSnapshot":
       // A leader won this term (§5.2): follow it.
       becomeFollower(c, m.term, m.from);
       stepFollower(c, m);
@@ -238,6 +269,10 @@ function stepFollower(c: Ctx, m: Message): void {
     case "heartbeat":
       followLeader(c, m.from);
       handleHeartbeat(c, m);
+      return;
+    case "installSnapshot":
+      followLeader(c, m.from);
+      handleInstallSnapshot(c, m);
       return;
     case "requestVote":
       handleVoteRequest(c, m);

@@ -127,6 +127,25 @@ export interface TimeoutNowRequest extends MessageBase {
   readonly type: "timeoutNow";
 }
 
+/**
+ * InstallSnapshot (§7, thesis §5.3): stepped by the follower's driver once it has received the
+ * whole snapshot from the leader and written it aside. The snapshot's data never enters the core:
+ * only its metadata (last included index and term, and the configuration in force there).
+ */
+export interface InstallSnapshotRequest extends MessageBase {
+  readonly type: "installSnapshot";
+  readonly lastIncludedIndex: number;
+  readonly lastIncludedTerm: number;
+  readonly membership: Membership;
+}
+
+/** Answer to InstallSnapshot, sent once the install is durable: the log matches up to matchIndex. */
+export interface InstallSnapshotResponse extends MessageBase {
+  readonly type: "installSnapshotResponse";
+  readonly success: boolean;
+  readonly matchIndex: number;
+}
+
 export type Message =
   | AppendEntriesRequest
   | AppendEntriesResponse
@@ -134,7 +153,9 @@ export type Message =
   | HeartbeatResponse
   | VoteRequest
   | VoteResponse
-  | TimeoutNowRequest;
+  | TimeoutNowRequest
+  | InstallSnapshotRequest
+  | InstallSnapshotResponse;
 
 // ---------------------------------------------------------------------------------------------
 // Inputs: everything that can happen to a node.
@@ -187,7 +208,24 @@ export type Input =
    * Answered by adminAccepted (with the leader's term) or adminRejected; a transfer that does
    * not complete within an election timeout ends with transferAborted.
    */
-  | { readonly type: "transferLeadership"; readonly requestId: number; readonly to: NodeId | null };
+  | { readonly type: "transferLeadership"; readonly requestId: number; readonly to: NodeId | null }
+  /** Take a snapshot now (on demand); answered by snapshotTriggered. */
+  | { readonly type: "triggerSnapshot"; readonly requestId: number }
+  /** The snapshot asked for by `buildSnapshot` is durable (data and metadata). */
+  | { readonly type: "snapshotBuilt"; readonly index: number; readonly term: number }
+  /**
+   * Leader: the stream started by `sendSnapshot` ended. `success`: the follower received all of
+   * it (its answer, installSnapshotResponse, reports the install); otherwise it failed or was
+   * aborted, and the follower is probed again (and sent the snapshot again if it still needs it).
+   */
+  | {
+      readonly type: "snapshotSent";
+      readonly peer: NodeId;
+      readonly index: number;
+      readonly success: boolean;
+    }
+  /** Follower: the state machine was restored from the snapshot of an `installSnapshot` effect. */
+  | { readonly type: "snapshotInstalled"; readonly index: number; readonly term: number };
 
 /** Why an admin request was refused. */
 export type AdminRejection =
@@ -210,6 +248,7 @@ export type AdminRejection =
 //    parallel with its own append (thesis §10.2.1). Messages to one peer keep their order.
 // 3. After appendLog's entries are durable the driver reports `persisted` with the last one.
 // 4. `apply` entries are given to the state machine in order; the driver reports `applied`.
+// 5. Snapshots (buildSnapshot, purgeLog, sendSnapshot, installSnapshot): see docs/core.md rules 7-11.
 
 export type Effect =
   | { readonly type: "saveHardState"; readonly hardState: HardState }
@@ -275,6 +314,57 @@ export type Effect =
     }
   /** A leadership transfer did not complete within an election timeout; the leader goes on. */
   | { readonly type: "transferAborted"; readonly requestId: number; readonly to: NodeId }
+  /**
+   * Snapshot the state machine as of `index` (term `term`): the driver takes it after applying
+   * every entry handed out by `apply` effects before this one and before any handed out after it
+   * (the state machine sees apply and buildSnapshot in emission order). Store it durably with
+   * this metadata (`membership`: the configuration in force at `index`), then report
+   * `snapshotBuilt`. At most one build is asked for at a time.
+   */
+  | {
+      readonly type: "buildSnapshot";
+      readonly index: number;
+      readonly term: number;
+      readonly membership: Membership;
+    }
+  /**
+   * Answer to triggerSnapshot: once a snapshot covering `index` is durable (snapshotBuilt with
+   * an index >= this), the request is done; `index` 0 means there was nothing to snapshot.
+   */
+  | { readonly type: "snapshotTriggered"; readonly requestId: number; readonly index: number }
+  /**
+   * Storage: drop log entries up to and including `upToIndex` (covered by a durable snapshot).
+   * Executed in order with the other storage effects; a no-op for entries already purged.
+   */
+  | { readonly type: "purgeLog"; readonly upToIndex: number }
+  /**
+   * Leader: stream the latest durable snapshot (last included `index`, `term`) to `peer`, then
+   * report `snapshotSent`. One stream per peer; a new sendSnapshot to the same peer replaces
+   * (aborts) an earlier stream.
+   */
+  | {
+      readonly type: "sendSnapshot";
+      readonly peer: NodeId;
+      readonly index: number;
+      readonly term: number;
+    }
+  /** Leader: abort the snapshot stream to `peer`, if one is running (no report is needed). */
+  | { readonly type: "cancelSnapshot"; readonly peer: NodeId }
+  /**
+   * Follower, storage (§7, thesis §5.3): install the received snapshot (index, term, membership)
+   * atomically — restore the state machine from it, make it durable, and in the log drop every
+   * entry up to `index` (`discardLog` false: the entries after it match and are kept) or the
+   * whole log (`discardLog` true: the log becomes empty, following (index, term)). A crash
+   * before it is durable leaves the previous state intact. Executed in order with the other
+   * storage effects and, for the state machine, with `apply`; report `snapshotInstalled`.
+   */
+  | {
+      readonly type: "installSnapshot";
+      readonly index: number;
+      readonly term: number;
+      readonly membership: Membership;
+      readonly discardLog: boolean;
+    }
   /** `initialize` was refused: the node already has a log or a term. */
   | { readonly type: "initializeRejected"; readonly reason: string }
   /** Role, term or leader changed (for metrics and for failing pending requests). */

@@ -907,6 +907,17 @@ export class Raft implements RpcHandler {
         case "roleChanged":
           this.#log("info", "role changed", { leader: effect.leaderId });
           break;
+        case "buildSnapshot":
+        case "snapshotTriggered":
+        case "purgeLog":
+        case "sendSnapshot":
+        case "cancelSnapshot":
+        case "installSnapshot":
+          // Snapshots are not driven yet (issue 6): the core then never purges, so the log
+          // stays whole and followers catch up from it.
+          break;
+        default:
+          assertNever(effect);
       }
     }
     for (const w of this.#initializeWaiters.splice(0)) w.resolve();
@@ -1334,4 +1345,8 @@ function definedOnly<T extends object>(values: T): Partial<T> {
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+function assertNever(effect: never): never {
+  throw new Error(`unhandled effect ${JSON.stringify(effect)}`);
 }

@@ -31,7 +31,7 @@
  * the caller must not reuse the frame's memory.
  */
 import type { AppendEntriesRequest, Entry, Message } from "../core/types.ts";
-import type { RequestMessage, ResponseMessage } from "../net/network.ts";
+import type { RequestMessage, ResponseMessage, SnapshotMessage } from "../net/network.ts";
 import {
   type JsonRequestType,
   MAX_ID_BYTES,
@@ -284,7 +284,10 @@ function decodeId(bytes: Uint8Array, field: string): string {
 // Everything else: JSON
 
 /** The fields each JSON message carries, in order: nothing else is sent. */
-const jsonFields: Record<Exclude<Message["type"], "appendEntries">, readonly string[]> = {
+const jsonFields: Record<
+  Exclude<Message["type"], "appendEntries" | SnapshotMessage["type"]>,
+  readonly string[]
+> = {
   heartbeat: ["type", "term", "from", "to", "leaderCommit", "round"],
   requestVote: ["type", "term", "from", "to", "preVote", "lastLogIndex", "lastLogTerm", "transfer"],
   timeoutNow: ["type", "term", "from", "to"],
@@ -307,7 +310,9 @@ const jsonFields: Record<Exclude<Message["type"], "appendEntries">, readonly str
  * Encodes a JSON message (any request but AppendEntries, or any response) as a JSON string of
  * exactly its wire fields. Throws a WireError for an AppendEntries request or an unknown type.
  */
-export function encodeJson(message: Exclude<Message, AppendEntriesRequest>): string {
+export function encodeJson(
+  message: Exclude<Message, AppendEntriesRequest | SnapshotMessage>,
+): string {
   const fields = jsonFields[message.type];
   if (fields === undefined) throw new WireError(`cannot encode ${String(message.type)} as JSON`);
   const record = message as unknown as Record<string, unknown>;

@@ -130,8 +130,19 @@ export function msg(message: Message): Input {
 
 export interface NodeStorage {
   hardState: HardState;
-  /** The durable log, index 1 first. */
+  /** The durable log, index 1 first (entries up to `purged` are gone from storage). */
   entries: Entry[];
+  /** Entries up to here were purged by purgeLog or replaced by an installed snapshot. */
+  purged: number;
+  /** The latest durable snapshot: metadata and the state machine's applied entries. */
+  snapshot: TestSnapshot | null;
+}
+
+export interface TestSnapshot {
+  readonly index: number;
+  readonly term: number;
+  readonly membership: Membership;
+  readonly applied: readonly Entry[];
 }
 
 export interface StepRecord {
@@ -160,6 +171,9 @@ export class Cluster {
   readonly ids: readonly NodeId[];
   /** Which messages reach their destination; checked at delivery. */
   filter: (m: Message) => boolean = () => true;
+  /** While true, snapshot streams stay running: installSnapshot messages are held back. */
+  holdSnapshots = false;
+  readonly heldSnapshots: Message[] = [];
   /** Every step taken, in order. */
   readonly trace: StepRecord[] = [];
   /** Every message handed to the network, delivered or not. */
@@ -173,6 +187,10 @@ export class Cluster {
   private readonly states = new Map<NodeId, RaftState>();
   private readonly timers = new Map<NodeId, Map<TimerName, ArmedTimer>>();
   private readonly queue: Message[] = [];
+  /** The snapshot each queued installSnapshot carries (the whole stream, delivered at once). */
+  private readonly streams = new WeakMap<Message, TestSnapshot>();
+  /** What each node received last, written aside until its core installs it. */
+  private readonly incoming = new Map<NodeId, TestSnapshot>();
   private readonly guard: boolean;
 
   constructor(ids: readonly NodeId[], options: ClusterOptions = {}) {
@@ -194,6 +212,8 @@ export class Cluster {
       this.storage.set(id, {
         hardState: restored?.hardState ?? { term: 0, votedFor: null },
         entries: restored ? [...restored.entries] : [],
+        purged: 0,
+        snapshot: null,
       });
       this.applied.set(id, []);
       this.appliedUpTo.set(id, restored?.appliedIndex ?? 0);
@@ -301,9 +321,62 @@ export class Cluster {
         followUps.push({
           type: "entriesLoaded",
           peer: effect.peer,
-          entries: storage.entries.slice(effect.fromIndex - 1, effect.toIndex),
+          entries: storage.entries.slice(
+            Math.max(effect.fromIndex, storage.purged + 1) - 1,
+            effect.toIndex,
+          ),
         });
         return;
+      case "buildSnapshot": {
+        const { index, term, membership } = effect;
+        const applied = (this.applied.get(id) as Entry[]).filter((e) => e.index <= index);
+        assert.equal(applied.length, index, `${id}: snapshot of entries it did not apply`);
+        storage.snapshot = { index, term, membership, applied };
+        followUps.push({ type: "snapshotBuilt", index, term });
+        return;
+      }
+      case "purgeLog":
+        assert.ok(effect.upToIndex <= (storage.snapshot?.index ?? 0), `${id}: purge past snapshot`);
+        storage.purged = Math.max(storage.purged, effect.upToIndex);
+        return;
+      case "sendSnapshot": {
+        const snap = storage.snapshot;
+        assert.ok(snap && snap.index === effect.index, `${id}: no snapshot ${effect.index}`);
+        const state = this.state(id);
+        const message: Message = {
+          type: "installSnapshot",
+          term: state.term,
+          from: id,
+          to: effect.peer,
+          lastIncludedIndex: snap.index,
+          lastIncludedTerm: snap.term,
+          membership: snap.membership,
+        };
+        this.streams.set(message, snap);
+        this.sent.push(message);
+        this.queue.push(message);
+        return;
+      }
+      case "cancelSnapshot":
+        for (let i = this.queue.length - 1; i >= 0; i--) {
+          const m = this.queue[i] as Message;
+          if (m.type === "installSnapshot" && m.from === id && m.to === effect.peer) {
+            this.queue.splice(i, 1);
+          }
+        }
+        return;
+      case "installSnapshot": {
+        const snap = this.incoming.get(id);
+        assert.ok(snap && snap.index === effect.index, `${id}: installs a snapshot never received`);
+        const kept = effect.discardLog ? [] : storage.entries.slice(snap.index);
+        storage.entries = [...snap.applied, ...kept];
+        storage.purged = snap.index;
+        storage.snapshot = snap;
+        this.applied.set(id, [...snap.applied]);
+        this.appliedUpTo.set(id, snap.index);
+        followUps.push({ type: "snapshotInstalled", index: snap.index, term: snap.term });
+        return;
+      }
       default:
         return;
     }
@@ -327,11 +400,23 @@ export class Cluster {
     while (this.queue.length > 0) {
       assert.ok(count++ < limit, "the network did not quiesce");
       const m = this.queue.shift() as Message;
-      if (!this.filter(m)) {
-        this.dropped.push(m);
+      const snap = this.streams.get(m);
+      if (snap && this.holdSnapshots) {
+        this.heldSnapshots.push(m);
         continue;
       }
+      if (!this.filter(m)) {
+        this.dropped.push(m);
+        if (snap) {
+          const report = { peer: m.to, index: snap.index, success: false };
+          this.step(m.from, { type: "snapshotSent", ...report });
+        }
+        continue;
+      }
+      if (snap) this.incoming.set(m.to, snap);
       this.step(m.to, { type: "message", message: m });
+      if (snap)
+        this.step(m.from, { type: "snapshotSent", peer: m.to, index: snap.index, success: true });
     }
     return count;
   }

@@ -226,6 +226,30 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * A snapshot's contents (the applied sequence up to its index) must be exactly the prefix of
+   * the log that was committed and that every state machine applied (§7): checked when it is
+   * built, installed and restored from.
+   */
+  snapshot(node: NodeId, what: string, index: number, applied: readonly Entry[]): void {
+    if (applied.length !== index) {
+      fail("snapshot", `${node} ${what} a snapshot at ${index} holding ${applied.length} entries`);
+    }
+    for (let i = 1; i <= index; i++) {
+      const entry = applied[i - 1];
+      // (A node's own new commits are recorded after its step: they are checked then.)
+      const committed = i > this.committed.last || this.committed.matches(i, entry);
+      if (!committed || (i <= this.applied.last && !this.applied.matches(i, entry))) {
+        fail(
+          "state machine safety",
+          `${node} ${what} a snapshot holding ${entry ? describeEntry(entry) : "nothing"} at ${i}, ` +
+            `but ${this.committed.describe(i)} was committed`,
+        );
+      }
+      if (i > this.applied.last) this.applied.add(entry as Entry);
+    }
+  }
+
   /** A linearizable read arrives: it must see every entry committed anywhere by now. */
   readArrived(requestId: number): void {
     this.readFloors.set(requestId, this.committed.last);

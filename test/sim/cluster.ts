@@ -14,6 +14,7 @@ import {
   type Effect,
   type Entry,
   type Input,
+  type InstallSnapshotRequest,
   type Membership,
   type Message,
   type NodeId,
@@ -46,7 +47,7 @@ import { fingerprint } from "./purity.ts";
 import { EventQueue } from "./queue.ts";
 import type { Random } from "./random.ts";
 import type { Scenario } from "./scenario.ts";
-import type { StorageEffect } from "./storage.ts";
+import type { SimSnapshot, StorageEffect } from "./storage.ts";
 
 /** The core under test: the real one, or a mutant copy. */
 export interface Core {
@@ -70,6 +71,11 @@ export interface SimStats {
   changes: number;
   transfers: number;
   adminAccepted: number;
+  /** Snapshots built, streams started, installs, purges. */
+  snapshots: number;
+  streams: number;
+  installs: number;
+  purges: number;
 }
 
 export class Cluster {
@@ -90,7 +96,13 @@ export class Cluster {
     changes: 0,
     transfers: 0,
     adminAccepted: 0,
+    snapshots: 0,
+    streams: 0,
+    installs: 0,
+    purges: 0,
   };
+  /** Ids of snapshot streams. */
+  private streamSeq = 0;
   now = 0;
   /** Events that did something (stale timers and events of dead incarnations are not counted). */
   events = 0;
@@ -177,6 +189,7 @@ export class Cluster {
       case "disk":
       case "applied":
       case "unreachable":
+      case "streamDone":
       case "crash":
       case "isolate": {
         const node = this.nodes[ev.node] as SimNode;
@@ -226,6 +239,17 @@ export class Cluster {
       case "unreachable":
         this.step(this.nodes[ev.node] as SimNode, { type: "unreachable", peer: ev.peer });
         return;
+      case "stream":
+        this.deliverSnapshot(ev);
+        return;
+      case "streamDone":
+        this.step(this.nodes[ev.node] as SimNode, {
+          type: "snapshotSent",
+          peer: ev.peer,
+          index: ev.index,
+          success: ev.success,
+        });
+        return;
       case "mend":
         this.network.healPartitions();
         this.verbose("partition heals");
@@ -266,6 +290,8 @@ export class Cluster {
   private boot(node: SimNode): void {
     rebootNode(node, this.now);
     const restored = node.store.isEmpty ? undefined : node.store.restored();
+    const snapshot = node.store.snapshot;
+    if (snapshot) this.checker.snapshot(node.id, "restores from", snapshot.index, snapshot.applied);
     this.verbose(`${node.id} boots (inc ${node.inc}, durable log ${node.store.entries.length})`);
     try {
       node.state = this.core.createState({
@@ -352,6 +378,11 @@ export class Cluster {
     if (input.type === "changeMembership" && this.stats.adminAccepted > accepted) {
       afterElection(this, node);
     }
+  }
+
+  /** Steps `node` with an on-demand snapshot request. */
+  triggerSnapshot(node: SimNode): void {
+    this.step(node, { type: "triggerSnapshot", requestId: this.client.nextRequest++ });
   }
 
   nextRequest(): number {
@@ -517,11 +548,169 @@ export class Cluster {
       case "adminAccepted":
         this.stats.adminAccepted++;
         return;
+      case "buildSnapshot":
+        this.buildSnapshot(node, effect);
+        return;
+      case "purgeLog":
+        this.stats.purges++;
+        this.write(node, effect);
+        return;
+      case "sendSnapshot":
+        this.sendSnapshot(node, effect.peer, effect.index, effect.term, after.term);
+        return;
+      case "cancelSnapshot":
+        node.streams.delete(effect.peer);
+        return;
+      case "installSnapshot":
+        this.installSnapshot(node, effect, before, after);
+        return;
+      case "snapshotTriggered":
       case "initializeRejected":
       case "adminRejected":
       case "transferAborted":
         return;
     }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Snapshots (§7)
+
+  /** The state machine is snapshotted now (it applies synchronously here), then written. */
+  private buildSnapshot(node: SimNode, effect: Extract<Effect, { type: "buildSnapshot" }>): void {
+    const { index, term, membership } = effect;
+    const applied = node.appliedEntries.slice(0, index);
+    if (index !== node.applied || applied[index - 1]?.term !== term) {
+      throw new SafetyViolation(
+        "snapshot",
+        `${node.id} snapshots ${index}/t${term}, but its state machine applied up to ${node.applied}`,
+      );
+    }
+    let config: Membership | undefined;
+    for (let i = index - 1; i >= 0 && !config; i--) {
+      const entry = applied[i] as Entry;
+      if (entry.kind === "membership") config = entry.membership;
+    }
+    if (JSON.stringify(config) !== JSON.stringify(membership)) {
+      throw new SafetyViolation(
+        "snapshot",
+        `${node.id} snapshots ${index} with membership ${JSON.stringify(membership)}, but ` +
+          `${JSON.stringify(config)} is in force there`,
+      );
+    }
+    this.checker.snapshot(node.id, "builds", index, applied);
+    this.stats.snapshots++;
+    this.enqueueDisk(node, { kind: "build", snapshot: { index, term, membership, applied } });
+  }
+
+  /** The leader's driver streams its durable snapshot; it arrives whole after a while, or not. */
+  private sendSnapshot(
+    node: SimNode,
+    peer: NodeId,
+    index: number,
+    term: number,
+    leaderTerm: number,
+  ): void {
+    const id = ++this.streamSeq;
+    node.streams.set(peer, id); // replaces (aborts) an earlier stream to that peer
+    this.stats.streams++;
+    const snapshot = node.store.snapshot;
+    const to = this.byId.get(peer) as number;
+    if (!snapshot || snapshot.index !== index || snapshot.term !== term) {
+      this.schedule(this.now + this.rng.int(1, 10), {
+        kind: "streamDone",
+        node: node.index,
+        inc: node.inc,
+        peer,
+        index,
+        success: false,
+      });
+      return;
+    }
+    const message: InstallSnapshotRequest = {
+      type: "installSnapshot",
+      term: leaderTerm,
+      from: node.id,
+      to: peer,
+      lastIncludedIndex: index,
+      lastIncludedTerm: term,
+      membership: snapshot.membership,
+    };
+    // Several round trips of chunks.
+    const delay = this.rng.int(1, 4 * this.network.params.maxDelayMs + 20);
+    this.schedule(this.now + delay, {
+      kind: "stream",
+      from: node.index,
+      inc: node.inc,
+      to,
+      id,
+      message,
+      snapshot,
+    });
+  }
+
+  /** The last chunk arrives: the follower steps InstallSnapshot; the leader hears how it went. */
+  private deliverSnapshot(ev: Extract<SimEvent, { kind: "stream" }>): void {
+    const leader = this.nodes[ev.from] as SimNode;
+    const peer = ev.message.to;
+    if (!leader.up || leader.inc !== ev.inc || leader.streams.get(peer) !== ev.id) {
+      this.verbose(`snapshot stream ${ev.id} to ${peer} was aborted`);
+      return;
+    }
+    leader.streams.delete(peer);
+    const to = this.nodes[ev.to] as SimNode;
+    const success =
+      to.up &&
+      !this.network.isBlocked(ev.from, ev.to) &&
+      !this.rng.chance(Math.min(0.5, 2 * this.network.params.lossRate));
+    if (success) {
+      to.incoming = ev.snapshot;
+      this.step(to, { type: "message", message: ev.message });
+    } else {
+      this.verbose(`snapshot stream ${ev.id} to ${peer} failed`);
+    }
+    this.schedule(this.now + this.rng.int(1, this.network.params.maxDelayMs), {
+      kind: "streamDone",
+      node: leader.index,
+      inc: leader.inc,
+      peer,
+      index: ev.message.lastIncludedIndex,
+      success,
+    });
+  }
+
+  /** The follower installs what it received: its log and state machine, atomically on disk. */
+  private installSnapshot(
+    node: SimNode,
+    effect: Extract<Effect, { type: "installSnapshot" }>,
+    before: RaftState,
+    after: RaftState,
+  ): void {
+    const snapshot: SimSnapshot | null = node.incoming;
+    const { index, term, discardLog } = effect;
+    if (!snapshot || snapshot.index !== index || snapshot.term !== term) {
+      throw new SafetyViolation(
+        "install",
+        `${node.id} installs ${index}/t${term}, a snapshot it never received`,
+      );
+    }
+    if (JSON.stringify(effect.membership) !== JSON.stringify(snapshot.membership)) {
+      throw new SafetyViolation("install", `${node.id} installs ${index} with another membership`);
+    }
+    this.checker.snapshot(node.id, "installs", index, snapshot.applied);
+    if (discardLog) {
+      this.checker.truncate(node.id, node.shadow, index + 1, before.commitIndex, after.term);
+    } else if (node.shadow[index - 1]?.term !== term) {
+      throw new SafetyViolation(
+        "install",
+        `${node.id} keeps its log after ${index}, but its entry there is not of term ${term}`,
+      );
+    }
+    node.shadow = [...snapshot.applied, ...(discardLog ? [] : node.shadow.slice(index))];
+    // The state machine takes the snapshot's state, in order with apply.
+    node.appliedEntries = snapshot.applied.slice();
+    node.applied = index;
+    this.stats.installs++;
+    this.write(node, { ...effect, snapshot });
   }
 
   /** The state machine applies one entry: committed, durable, in order, the same everywhere. */
@@ -536,8 +725,10 @@ export class Cluster {
     const doomed = node.disk.some(
       (op) =>
         op.kind === "write" &&
-        op.effect.type === "truncateLog" &&
-        op.effect.fromIndex <= entry.index,
+        ((op.effect.type === "truncateLog" && op.effect.fromIndex <= entry.index) ||
+          (op.effect.type === "installSnapshot" &&
+            op.effect.discardLog &&
+            op.effect.index < entry.index)),
     );
     if (stored !== entry || doomed) {
       throw new SafetyViolation(
@@ -547,6 +738,7 @@ export class Cluster {
     }
     this.checker.apply(node.id, node.applied, entry);
     node.applied = entry.index;
+    node.appliedEntries.push(entry);
     if (
       this.livenessIndex === 0 &&
       entry.kind === "command" &&
@@ -583,6 +775,12 @@ export class Cluster {
       this.step(node, { type: "entriesLoaded", peer: op.peer, entries });
       return;
     }
+    if (op.kind === "build") {
+      node.store.saveSnapshot(op.snapshot);
+      const { index, term } = op.snapshot;
+      this.step(node, { type: "snapshotBuilt", index, term });
+      return;
+    }
     if (op.effect.type === "appendLog") {
       const stored = node.store.entries;
       this.exist(node, op.effect.entries, stored.length === 0 ? 0 : (stored.at(-1) as Entry).term);
@@ -596,6 +794,9 @@ export class Cluster {
       const last = op.effect.entries[op.effect.entries.length - 1] as Entry;
       const { epoch } = op.effect;
       this.step(node, { type: "persisted", index: last.index, term: last.term, epoch });
+    } else if (op.effect.type === "installSnapshot") {
+      const { index, term } = op.effect;
+      this.step(node, { type: "snapshotInstalled", index, term });
     }
   }
 
@@ -613,7 +814,14 @@ export class Cluster {
 
   private transmit(node: SimNode, message: Message): void {
     if (message.type === "appendEntries") this.exist(node, message.entries, message.prevLogTerm);
-    if (node.won?.term === message.term) node.won.announced = true;
+    // Only a leader's requests announce its leadership (a vote denial carrying the new term
+    // lets no one act on it).
+    const asLeader =
+      message.type === "appendEntries" ||
+      message.type === "heartbeat" ||
+      message.type === "timeoutNow" ||
+      message.type === "installSnapshot";
+    if (asLeader && node.won?.term === message.term) node.won.announced = true;
     const to = this.byId.get(message.to);
     if (to === undefined || to === node.index) {
       throw new SafetyViolation(

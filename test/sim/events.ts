@@ -1,5 +1,6 @@
 /** The events of the simulator's queue. Events naming a node and an incarnation die with it. */
-import type { Message, NodeId, TimerName } from "../../mod.ts";
+import type { InstallSnapshotRequest, Message, NodeId, TimerName } from "../../mod.ts";
+import type { SimSnapshot } from "./storage.ts";
 
 export type SimEvent =
   | { readonly kind: "boot"; readonly node: number; readonly inc: number }
@@ -34,6 +35,25 @@ export type SimEvent =
   | { readonly kind: "isolate"; readonly node: number; readonly inc: number }
   /** The partition of this epoch heals (unless a newer one replaced it). */
   | { readonly kind: "mend"; readonly epoch: number }
+  /** The whole snapshot of stream `id` reached the follower (unless the stream was aborted). */
+  | {
+      readonly kind: "stream";
+      readonly from: number;
+      readonly inc: number;
+      readonly to: number;
+      readonly id: number;
+      readonly message: InstallSnapshotRequest;
+      readonly snapshot: SimSnapshot;
+    }
+  /** The leader's driver reports how stream `id` to `peer` ended. */
+  | {
+      readonly kind: "streamDone";
+      readonly node: number;
+      readonly inc: number;
+      readonly peer: NodeId;
+      readonly index: number;
+      readonly success: boolean;
+    }
   | { readonly kind: "client" }
   | { readonly kind: "chaos" };
 
@@ -50,4 +70,6 @@ export const kindCode: Readonly<Record<SimEvent["kind"], number>> = {
   crash: 9,
   mend: 10,
   isolate: 11,
+  stream: 12,
+  streamDone: 13,
 };

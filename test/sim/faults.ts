@@ -53,7 +53,9 @@ function scheduleCrash(cluster: Cluster, node: SimNode, at: number): void {
 export function afterWrite(cluster: Cluster, node: SimNode, effect: Effect): void {
   const { rng, scenario } = cluster;
   // Hard state (terms, votes) is written rarely but matters most: aim at it more.
-  const rate = scenario.crashOnWriteRate * (effect.type === "saveHardState" ? 10 : 1);
+  // So is an install (§7): a crash before it is durable must leave the previous state intact.
+  const aimed = effect.type === "saveHardState" || effect.type === "installSnapshot";
+  const rate = scenario.crashOnWriteRate * (aimed ? 10 : 1);
   if (!cluster.faults || !rng.chance(rate)) return;
   scheduleCrash(cluster, node, node.diskBusyUntil - rng.int(0, scenario.maxDiskDelayMs));
 }
@@ -160,6 +162,11 @@ export function injectFault(cluster: Cluster): void {
         requestId: cluster.nextRequest(),
         membership,
       });
+      return;
+    }
+    case "snapshot": {
+      const node = rng.chance(0.5) && leader ? leader : rng.pick(nodes);
+      if (node.up && node.state) cluster.triggerSnapshot(node);
       return;
     }
     case "transfer": {

@@ -264,4 +264,49 @@ export const mutations: readonly Mutation[] = [
       },
     ],
   },
+  {
+    name: "snapshot-at-commit",
+    description: "a snapshot is taken at the commit index, ahead of what the state machine applied",
+    edits: [
+      {
+        file: "context.ts",
+        search: "  const index = c.s.applyingIndex;\n  if (c.s.snapshotBuilding",
+        replace: "  const index = c.s.commitIndex;\n  if (c.s.snapshotBuilding",
+      },
+    ],
+  },
+  {
+    name: "purge-beyond-snapshot",
+    description: "compaction purges log entries that the snapshot does not cover (§7)",
+    edits: [
+      {
+        file: "snapshot.ts",
+        search: "const upToIndex = index - c.s.config.snapshotTrailingEntries;",
+        replace: "const upToIndex = index + 1 + c.s.config.snapshotTrailingEntries;",
+      },
+    ],
+  },
+  {
+    name: "install-keeps-conflicting-suffix",
+    description:
+      "an install keeps the log after the snapshot though it does not hold its last entry (§7)",
+    edits: [
+      {
+        file: "context.ts",
+        search: "const keep = index <= log.lastIndex && raftLog.termAt(log, index) === term;",
+        replace: "const keep = index <= log.lastIndex;",
+      },
+    ],
+  },
+  {
+    name: "snapshot-latest-membership",
+    description: "a snapshot records the latest configuration, not the one in force at its index",
+    edits: [
+      {
+        file: "context.ts",
+        search: "  const { membership } = c.s.applyingConfig;",
+        replace: "  const { membership } = activeConfig(c.s.configs);",
+      },
+    ],
+  },
 ];

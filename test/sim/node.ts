@@ -1,6 +1,6 @@
 /** One simulated node: its durable store, and what it loses in a crash. */
 import type { Entry, Message, NodeId, RaftState, TimerName } from "../../mod.ts";
-import { DurableStore, type StorageEffect } from "./storage.ts";
+import { DurableStore, type SimSnapshot, type StorageEffect } from "./storage.ts";
 
 export type DiskOp =
   | { readonly kind: "write"; readonly effect: StorageEffect }
@@ -9,7 +9,9 @@ export type DiskOp =
       readonly peer: NodeId;
       readonly fromIndex: number;
       readonly toIndex: number;
-    };
+    }
+  /** A snapshot being written (buildSnapshot); reported by snapshotBuilt when durable. */
+  | { readonly kind: "build"; readonly snapshot: SimSnapshot };
 
 export interface SimNode {
   readonly id: NodeId;
@@ -30,8 +32,14 @@ export interface SimNode {
   held: { readonly barrier: number; readonly message: Message }[];
   /** The log as the effects emitted so far describe it (all of it, not the core's window). */
   shadow: Entry[];
-  /** The state machine's last applied index (it is rebuilt from scratch at every boot). */
+  /** The state machine's last applied index (it is rebuilt from the snapshot at every boot). */
   applied: number;
+  /** The state machine's state: the entries it applied, index 1 first. */
+  appliedEntries: Entry[];
+  /** The latest snapshot received from a leader, written aside until the core installs it. */
+  incoming: SimSnapshot | null;
+  /** Leader: the snapshot stream running to each peer (its id); a newer one replaces it. */
+  streams: Map<NodeId, number>;
   applyBusyUntil: number;
   /** The generation each timer was last armed with; -1 when cancelled. */
   timerGen: Record<TimerName, number>;
@@ -55,6 +63,9 @@ export function createNode(id: NodeId, index: number, founder: boolean): SimNode
     held: [],
     shadow: [],
     applied: 0,
+    appliedEntries: [],
+    incoming: null,
+    streams: new Map(),
     applyBusyUntil: 0,
     timerGen: { election: -1, heartbeat: -1 },
     won: null,
@@ -72,7 +83,11 @@ export function rebootNode(node: SimNode, now: number): void {
   node.writesDone = 0;
   node.held = [];
   node.shadow = node.store.entries.slice();
-  node.applied = 0;
+  const snapshot = node.store.snapshot;
+  node.appliedEntries = snapshot ? snapshot.applied.slice() : [];
+  node.applied = snapshot?.index ?? 0;
+  node.incoming = null;
+  node.streams = new Map();
   node.applyBusyUntil = now;
   node.timerGen = { election: -1, heartbeat: -1 };
   node.won = null;
@@ -83,6 +98,8 @@ export function crashNode(node: SimNode): void {
   node.up = false;
   node.disk = [];
   node.held = [];
+  node.streams = new Map();
+  node.incoming = null;
 }
 
 export function describeNode(node: SimNode): string {

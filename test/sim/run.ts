@@ -35,6 +35,8 @@ let events = 0;
 let elections = 0;
 let crashes = 0;
 let committed = 0;
+let snapshots = 0;
+let installs = 0;
 for (let seed = from; seed < from + count; seed++) {
   try {
     const result = runSeed(core, seed, { steps, log });
@@ -42,6 +44,8 @@ for (let seed = from; seed < from + count; seed++) {
     elections += result.stats.elections;
     crashes += result.stats.crashes;
     committed += result.commitIndex;
+    snapshots += result.stats.snapshots;
+    installs += result.stats.installs;
     if (single) {
       console.log(
         `seed=${seed} ok events=${result.events} simulated=${result.simulatedMs}ms ` +
@@ -71,5 +75,6 @@ const seconds = (performance.now() - started) / 1000;
 console.log(
   `ok: ${count} seed(s) from ${from}, ${events} events in ${seconds.toFixed(2)}s ` +
     `(${(count / seconds).toFixed(1)} seeds/s, ${Math.round(events / seconds)} events/s); ` +
-    `${elections} elections, ${crashes} crashes, ${committed} entries committed`,
+    `${elections} elections, ${crashes} crashes, ${committed} entries committed, ` +
+    `${snapshots} snapshots built, ${installs} installed`,
 );

@@ -14,6 +14,7 @@ export const faultKinds = [
   "burst",
   "membership",
   "transfer",
+  "snapshot",
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
@@ -81,6 +82,9 @@ function randomConfig(rng: Random): RaftConfig {
         : windowRoll < 0.75
           ? rng.int(33, 256)
           : defaultConfig.maxWindowEntries,
+    // Compaction often, so installs and purged logs happen among the other events (§7).
+    snapshotThreshold: rng.pick([0, 5, 10, 20, 50, rng.int(1, 100)]),
+    snapshotTrailingEntries: rng.pick([0, 0, 1, 5, 20, rng.int(0, 50)]),
   };
 }
 
@@ -136,6 +140,7 @@ export function describeScenario(s: Scenario): string {
     `election=${c.electionTimeoutMinMs}..${c.electionTimeoutMaxMs}ms heartbeat=${c.heartbeatIntervalMs}ms ` +
     `preVote=${c.preVote} checkQuorum=${c.checkQuorum} maxInflight=${c.maxInflight} ` +
     `maxBatchEntries=${c.maxBatchEntries} maxBatchBytes=${c.maxBatchBytes} window=${c.maxWindowEntries} ` +
+    `snapshot=${c.snapshotThreshold}/trail${c.snapshotTrailingEntries} ` +
     `loss=${s.links.lossRate} dup=${s.links.dupRate} delay<=${s.links.maxDelayMs}ms ` +
     `disk<=${s.maxDiskDelayMs}ms stall=${s.diskStallRate} clientGap=${s.clientGapMs}ms ` +
     `reads=${s.readRate} outstanding<=${s.maxOutstanding} chaosGap=${s.chaosGapMs}ms ` +
