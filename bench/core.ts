@@ -23,6 +23,7 @@ import {
   type RaftState,
   step,
 } from "../mod.ts";
+import { benchArgs } from "./args.ts";
 
 const ENTRY_BYTES = 64;
 const IDS = ["n1", "n2", "n3"] as const;
@@ -35,61 +36,19 @@ interface Options {
   readonly out: string | URL;
 }
 
-function parseArgs(argv: readonly string[]): Options {
-  let seconds = 2;
-  let warmupSeconds: number | undefined;
-  let sizes = [1, 16, 256, 4096];
-  let window = 32;
-  let out: string | URL = new URL("./results/core.json", import.meta.url);
-  let quick = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const eq = arg.indexOf("=");
-    const name = eq >= 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      const v = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${name} needs a value`);
-      return v;
-    };
-    const positive = (v: string): number => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number`);
-      return n;
-    };
-    switch (name) {
-      case "--quick":
-        quick = true;
-        break;
-      case "--seconds":
-        seconds = positive(value());
-        break;
-      case "--warmup":
-        warmupSeconds = Number(value());
-        break;
-      case "--sizes":
-        sizes = value()
-          .split(",")
-          .map((s) => Math.floor(positive(s)));
-        break;
-      case "--window":
-        window = Math.floor(positive(value()));
-        break;
-      case "--out":
-        out = value();
-        break;
-      case "--help":
-        console.log(
-          "usage: bench/core.ts [--seconds S] [--warmup S] [--quick] [--sizes 1,16,...] [--window N] [--out FILE]",
-        );
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown argument ${arg} (try --help)`);
-    }
-  }
-  if (quick) seconds = Math.min(seconds, 0.25);
-  warmupSeconds ??= quick ? 0.1 : Math.min(0.5, seconds / 4);
-  return { seconds, warmupSeconds, sizes, window, out };
+function parseOptions(argv: readonly string[]): Options {
+  const args = benchArgs(argv, {
+    usage:
+      "usage: bench/core.ts [--seconds S] [--warmup S] [--quick] [--sizes 1,16,...] [--window N] [--out FILE]",
+    levelsName: "sizes",
+    levels: [1, 16, 256, 4096],
+    out: new URL("./results/core.json", import.meta.url),
+    seconds: { normal: 2, quick: 0.25 },
+    warmup: { normal: 0.5, quick: 0.1 },
+    extra: { window: 32 },
+  });
+  const { seconds, warmupSeconds, levels: sizes, out } = args;
+  return { seconds, warmupSeconds, sizes, window: args.extra.window as number, out };
 }
 
 /** FIFO of (node, input) pairs on a growable ring buffer: O(1), no shifting, no closures. */
@@ -380,7 +339,7 @@ function printTable(results: readonly Result[]): void {
 }
 
 async function main(): Promise<void> {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseOptions(process.argv.slice(2));
   const rt = runtime();
   console.log(
     `core bench on ${rt.name} ${rt.version}: 3 nodes, ${ENTRY_BYTES}-byte entries, ` +

@@ -27,6 +27,7 @@ import {
   resolveConfig,
   type StateMachine,
 } from "../mod.ts";
+import { benchArgs } from "./args.ts";
 
 const ENTRY_BYTES = 64;
 const IDS = ["n1", "n2", "n3"] as const;
@@ -47,59 +48,17 @@ interface Options {
   readonly out: string | URL;
 }
 
-function parseArgs(argv: readonly string[]): Options {
-  let seconds: number | undefined;
-  let warmupSeconds: number | undefined;
-  let writers = [1, 16, 64, 256];
-  let out: string | URL = new URL("./results/inproc.json", import.meta.url);
-  let quick = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const eq = arg.indexOf("=");
-    const name = eq >= 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      const v = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${name} needs a value`);
-      return v;
-    };
-    const positive = (v: string): number => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number`);
-      return n;
-    };
-    switch (name) {
-      case "--quick":
-        quick = true;
-        break;
-      case "--seconds":
-        seconds = positive(value());
-        break;
-      case "--warmup": {
-        const v = Number(value());
-        if (!Number.isFinite(v) || v < 0) throw new Error("--warmup: expected a number >= 0");
-        warmupSeconds = v;
-        break;
-      }
-      case "--writers":
-        writers = value()
-          .split(",")
-          .map((s) => Math.floor(positive(s)));
-        break;
-      case "--out":
-        out = value();
-        break;
-      case "--help":
-        console.log(
-          "usage: bench/inproc.ts [--seconds S] [--warmup S] [--quick] [--writers 1,16,...] [--out FILE]",
-        );
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown argument ${arg} (try --help)`);
-    }
-  }
-  seconds ??= quick ? 1 : 3;
-  warmupSeconds ??= quick ? 0.5 : 1;
+function parseOptions(argv: readonly string[]): Options {
+  const args = benchArgs(argv, {
+    usage:
+      "usage: bench/inproc.ts [--seconds S] [--warmup S] [--quick] [--writers 1,16,...] [--out FILE]",
+    levelsName: "writers",
+    levels: [1, 16, 64, 256],
+    out: new URL("./results/inproc.json", import.meta.url),
+    seconds: { normal: 3, quick: 1 },
+    warmup: { normal: 1, quick: 0.5 },
+  });
+  const { seconds, warmupSeconds, levels: writers, out } = args;
   return { seconds, warmupSeconds, writers, out };
 }
 
@@ -492,7 +451,7 @@ function printTable(results: readonly Result[]): void {
 }
 
 async function main(): Promise<void> {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseOptions(process.argv.slice(2));
   const rt = runtime();
   console.log(
     `inproc bench on ${rt.name} ${rt.version}: 3 Raft nodes, memory network and log stores, ` +
