@@ -50,6 +50,15 @@ export { MemoryNetwork, NetworkError } from "./src/net/memory.ts";
 export type { Network, RequestMessage, ResponseMessage, RpcHandler } from "./src/net/network.ts";
 export type { LogStore, LogWrite, StoredState } from "./src/storage/log-store.ts";
 export { MemoryLogStore } from "./src/storage/memory.ts";
+export type { MemorySnapshotStoreOptions } from "./src/storage/memory-snapshot.ts";
+export { MemorySnapshotStore } from "./src/storage/memory-snapshot.ts";
+export type {
+  SnapshotMeta,
+  SnapshotStore,
+  SnapshotWriter,
+  StoredSnapshot,
+} from "./src/storage/snapshot-store.ts";
+export { DEFAULT_SNAPSHOT_CHUNK_BYTES } from "./src/storage/snapshot-store.ts";
 export type {
   SqliteDatabase,
   SqliteLogStoreOptions,
@@ -58,3 +67,5 @@ export type {
   SqliteValue,
 } from "./src/storage/sqlite.ts";
 export { SqliteLogStore } from "./src/storage/sqlite.ts";
+export type { SqliteSnapshotStoreOptions } from "./src/storage/sqlite-snapshot.ts";
+export { SqliteSnapshotStore } from "./src/storage/sqlite-snapshot.ts";

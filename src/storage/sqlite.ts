@@ -3,11 +3,12 @@
  * Each runtime adapter wraps its own SQLite (better-sqlite3 on Node, `bun:sqlite` on Bun,
  * `node:sqlite` on Deno) and exports `openSqliteLogStore(path, options)`.
  *
- * Schema (version 1, in `PRAGMA user_version`):
+ * Schema (version 2, in `PRAGMA user_version`; a version 1 file is migrated on open):
  *
  *   meta       (id = 0, term, voted_for, snapshot_index, snapshot_term)   one row
  *   log        (idx INTEGER PRIMARY KEY, term, kind, data)                 one row per entry
  *   membership (idx INTEGER PRIMARY KEY, membership)                       membership entries
+ *   snapshot, snapshot_chunk                                               see sqlite-snapshot.ts
  *
  * `kind` is 0 for a command (`data` holds its payload as a BLOB), 1 for a blank entry (`data`
  * NULL), 2 for a membership entry (`data` holds the Membership as JSON text). The membership
@@ -17,6 +18,7 @@
 import type { ConfigEntry } from "../core/membership.ts";
 import type { Entry, HardState, Membership } from "../core/types.ts";
 import type { LogStore, LogWrite, StoredState } from "./log-store.ts";
+import { SqliteSnapshotStore, snapshotSchema } from "./sqlite-snapshot.ts";
 import { validateWrite } from "./validate-write.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -79,7 +81,7 @@ export interface SqliteLogStoreOptions {
 
 // ---------------------------------------------------------------------------------------------
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const KIND_COMMAND = 0;
 const KIND_BLANK = 1;
@@ -102,6 +104,7 @@ const schema = [
   "CREATE TABLE log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL, data BLOB)",
   "CREATE TABLE membership (idx INTEGER PRIMARY KEY, membership TEXT NOT NULL)",
   "INSERT INTO meta (id, term, voted_for, snapshot_index, snapshot_term) VALUES (0, 0, NULL, 0, 0)",
+  ...snapshotSchema,
   `PRAGMA user_version = ${SCHEMA_VERSION}`,
 ];
 
@@ -159,6 +162,11 @@ interface Statements {
  * stop and restart from the file.
  */
 export class SqliteLogStore implements LogStore {
+  /**
+   * The snapshots of this file, on the same connection (so under the same lock, WAL and
+   * `synchronous` setting); it rejects once this store is closed. See sqlite-snapshot.ts.
+   */
+  readonly snapshots: SqliteSnapshotStore;
   readonly #db: SqliteDatabase;
   readonly #sql: Statements;
   #hardState: HardState;
@@ -198,6 +206,7 @@ export class SqliteLogStore implements LogStore {
     this.#snapshotTerm = opened.snapshotTerm;
     this.#lastIndex = opened.lastIndex;
     this.#lastTerm = opened.lastTerm;
+    this.snapshots = new SqliteSnapshotStore(db, { isClosed: () => this.#closed });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -496,6 +505,11 @@ function openFile(db: SqliteDatabase, synchronous: SqliteSynchronous): OpenedFil
 function migrate(db: SqliteDatabase): void {
   const version = Number(rowValue(db.prepare("PRAGMA user_version").get(), "user_version"));
   if (version === SCHEMA_VERSION) return;
+  if (version === 1) {
+    // Version 2 added the snapshot tables.
+    runSchema(db, [...snapshotSchema, `PRAGMA user_version = ${SCHEMA_VERSION}`]);
+    return;
+  }
   if (version > SCHEMA_VERSION) {
     throw new Error(
       `SqliteLogStore: the file has schema version ${version}; this version of Keel reads ${SCHEMA_VERSION}`,
@@ -505,9 +519,14 @@ function migrate(db: SqliteDatabase): void {
   if (version !== 0 || tables !== 0) {
     throw new Error("SqliteLogStore: the file is not a Keel log (it has other tables)");
   }
+  runSchema(db, schema);
+}
+
+/** Executes `statements` in one transaction. */
+function runSchema(db: SqliteDatabase, statements: readonly string[]): void {
   db.exec("BEGIN IMMEDIATE");
   try {
-    for (const statement of schema) db.exec(statement);
+    for (const statement of statements) db.exec(statement);
     db.exec("COMMIT");
   } catch (error) {
     try {

@@ -5,7 +5,6 @@
  * process killed with SIGKILL while it writes.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -17,8 +16,9 @@ import type { LogStore, LogWrite } from "../../src/storage/log-store.ts";
 import { MemoryLogStore } from "../../src/storage/memory.ts";
 import type { SqliteDatabase, SqliteSynchronous } from "../../src/storage/sqlite.ts";
 import { SqliteLogStore } from "../../src/storage/sqlite.ts";
-import { loadAdapter, runtime, scriptCommand } from "../helpers/runtime.ts";
+import { loadAdapter, runtime } from "../helpers/runtime.ts";
 import { blank, command, commands, config, logStoreContract, membershipOf } from "./contract.ts";
+import { runAndKill } from "./run-and-kill.ts";
 import { applyStep, CrashWorkload } from "./sqlite-crash-workload.ts";
 
 const { openSqliteDatabase, openSqliteLogStore } = await loadAdapter();
@@ -367,44 +367,6 @@ describe(`SqliteLogStore on ${runtime}`, () => {
     }
   });
 });
-
-/**
- * Runs `script` on this runtime, reading `ack <n>` lines from its stdout; kills it with SIGKILL
- * as soon as it acknowledged `killAfter`, and resolves once it exited, with the last acknowledged
- * step. If the child exits by itself first, resolves with what it printed.
- */
-function runAndKill(
-  script: string,
-  args: string[],
-  killAfter: number,
-): Promise<{ acked: number; signal: string | null; stderr: string }> {
-  const { command, args: runtimeArgs } = scriptCommand(script);
-  const child = spawn(command, [...runtimeArgs, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let acked = 0;
-  let pending = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8");
-  child.stderr.setEncoding("utf8");
-  child.stdout.on("data", (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) {
-      const match = /^ack (\d+)$/.exec(line);
-      if (match !== null) acked = Math.max(acked, Number(match[1]));
-    }
-    if (acked >= killAfter && child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGKILL");
-    }
-  });
-  child.stderr.on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (_code, signal) => resolve({ acked, signal, stderr }));
-  });
-}
 
 /** A small seeded PRNG (mulberry32): the same sequence on every runtime. */
 function mulberry32(seed: number): () => number {
