@@ -13,7 +13,6 @@
  *
  * Runs unchanged on Node (tsx), Bun and Deno.
  */
-import { mkdir, writeFile } from "node:fs/promises";
 import process from "node:process";
 import {
   createState,
@@ -24,6 +23,7 @@ import {
   step,
 } from "../mod.ts";
 import { benchArgs } from "./args.ts";
+import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
 const ENTRY_BYTES = 64;
 const IDS = ["n1", "n2", "n3"] as const;
@@ -302,24 +302,7 @@ function runSize(batchSize: number, opts: Options): Result {
   };
 }
 
-function runtime(): { name: string; version: string } {
-  const g = globalThis as {
-    Deno?: { version: { deno: string } };
-    Bun?: { version: string };
-  };
-  if (g.Deno) return { name: "deno", version: g.Deno.version.deno };
-  if (g.Bun) return { name: "bun", version: g.Bun.version };
-  return { name: "node", version: process.versions.node ?? "unknown" };
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString("en-US", {
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
-  });
-}
-
-function printTable(results: readonly Result[]): void {
+function printResults(results: readonly Result[]): void {
   const header = ["batch", "entries/s", "proposals/s", "steps/entry", "msgs/entry"];
   const rows = results.map((r) => [
     String(r.batchSize),
@@ -328,14 +311,7 @@ function printTable(results: readonly Result[]): void {
     fmt(r.stepsPerEntry, 3),
     fmt(r.messagesPerEntry, 3),
   ]);
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)),
-  );
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
-  console.log(line(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const row of rows) console.log(line(row));
+  printTable(header, rows);
 }
 
 async function main(): Promise<void> {
@@ -348,7 +324,7 @@ async function main(): Promise<void> {
   );
   const results: Result[] = [];
   for (const size of opts.sizes) results.push(runSize(size, opts));
-  printTable(results);
+  printResults(results);
 
   const report = {
     benchmark: "core",
@@ -362,10 +338,7 @@ async function main(): Promise<void> {
     config: defaultConfig,
     results,
   };
-  const out = opts.out;
-  if (out instanceof URL) await mkdir(new URL(".", out), { recursive: true });
-  await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`wrote ${out instanceof URL ? out.pathname : out}`);
+  await writeReport(opts.out, report);
 }
 
 await main();

@@ -14,7 +14,6 @@
  *
  * Runs unchanged on Node (tsx), Bun and Deno (timing with the web-standard performance.now()).
  */
-import { mkdir, writeFile } from "node:fs/promises";
 import process from "node:process";
 import {
   type ApplyResponse,
@@ -28,6 +27,7 @@ import {
   type StateMachine,
 } from "../mod.ts";
 import { benchArgs } from "./args.ts";
+import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
 const ENTRY_BYTES = 64;
 const IDS = ["n1", "n2", "n3"] as const;
@@ -404,24 +404,7 @@ function cpuMicros(): number {
   return usage.user + usage.system;
 }
 
-function runtime(): { name: string; version: string } {
-  const g = globalThis as {
-    Deno?: { version: { deno: string } };
-    Bun?: { version: string };
-  };
-  if (g.Deno) return { name: "deno", version: g.Deno.version.deno };
-  if (g.Bun) return { name: "bun", version: g.Bun.version };
-  return { name: "node", version: process.versions.node ?? "unknown" };
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString("en-US", {
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
-  });
-}
-
-function printTable(results: readonly Result[]): void {
+function printResults(results: readonly Result[]): void {
   const header = [
     "writers",
     "writes/s",
@@ -440,14 +423,7 @@ function printTable(results: readonly Result[]): void {
     fmt(r.messagesPerWrite, 3),
     fmt(r.cpuMicrosPerWrite, 2),
   ]);
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)),
-  );
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
-  console.log(line(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const row of rows) console.log(line(row));
+  printTable(header, rows);
 }
 
 async function main(): Promise<void> {
@@ -460,7 +436,7 @@ async function main(): Promise<void> {
   const progress = new Progress();
   const results: Result[] = [];
   for (const writers of opts.writers) results.push(await runLevel(writers, opts, progress));
-  printTable(results);
+  printResults(results);
 
   const report = {
     benchmark: "inproc",
@@ -473,10 +449,7 @@ async function main(): Promise<void> {
     config: resolveConfig(CONFIG),
     results,
   };
-  const out = opts.out;
-  if (out instanceof URL) await mkdir(new URL(".", out), { recursive: true });
-  await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`wrote ${out instanceof URL ? out.pathname : out}`);
+  await writeReport(opts.out, report);
 }
 
 await main();
