@@ -1,7 +1,11 @@
 /** The runtime running this process, its adapter, and the command that runs a script on it. */
 import process from "node:process";
 import type { FetchApp, ServeOptions, Server } from "../../adapters/server.ts";
-import type { SqliteLogStore, SqliteLogStoreOptions } from "../../src/storage/sqlite.ts";
+import type {
+  SqliteDatabase,
+  SqliteLogStore,
+  SqliteLogStoreOptions,
+} from "../../src/storage/sqlite.ts";
 
 export type RuntimeName = "node" | "bun" | "deno";
 
@@ -10,6 +14,9 @@ export const runtime: RuntimeName =
 
 export interface Adapter {
   serve(app: FetchApp, options?: ServeOptions): Promise<Server>;
+  /** The runtime's SQLite file wrapped in the store's driver interface. */
+  openSqliteDatabase(path: string): Promise<SqliteDatabase>;
+  /** A SqliteLogStore on the runtime's SQLite. */
   openSqliteLogStore(path: string, options?: SqliteLogStoreOptions): Promise<SqliteLogStore>;
 }
 

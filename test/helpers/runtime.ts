@@ -1,43 +1,11 @@
-/** The adapter of the runtime running the tests, so one suite exercises all three. */
-import process from "node:process";
-import type { FetchApp, ServeOptions, Server } from "../../adapters/server.ts";
-import type {
-  SqliteDatabase,
-  SqliteLogStore,
-  SqliteLogStoreOptions,
-} from "../../src/storage/sqlite.ts";
-
-export type RuntimeName = "node" | "bun" | "deno";
-
-export const runtime: RuntimeName =
-  "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
-
-interface Adapter {
-  serve(app: FetchApp, options?: ServeOptions): Promise<Server>;
-  /** The runtime's SQLite file wrapped in the store's driver interface. */
-  openSqliteDatabase(path: string): Promise<SqliteDatabase>;
-  /** A SqliteLogStore on the runtime's SQLite. */
-  openSqliteLogStore(path: string, options?: SqliteLogStoreOptions): Promise<SqliteLogStore>;
-}
-
-/** Loads adapters/<runtime>.ts; the specifier is computed so no runtime loads another's adapter. */
-export async function loadAdapter(): Promise<Adapter> {
-  const specifier = `../../adapters/${runtime}.ts`;
-  return (await import(specifier)) as Adapter;
-}
-
 /**
- * The command that runs the TypeScript file `script` on the running runtime, in a child process:
- * Node through tsx (`node --import <tsx> script`), `bun script`, `deno run -A script`.
+ * The adapter of the runtime running the tests, so one suite exercises all three. The example
+ * service picks its adapter the same way: one implementation, in examples/kv/runtime.ts.
  */
-export function scriptCommand(script: string): { command: string; args: string[] } {
-  const command = process.execPath;
-  switch (runtime) {
-    case "node":
-      return { command, args: ["--import", import.meta.resolve("tsx"), script] };
-    case "bun":
-      return { command, args: [script] };
-    case "deno":
-      return { command, args: ["run", "-A", script] };
-  }
-}
+export {
+  type Adapter,
+  loadAdapter,
+  type RuntimeName,
+  runtime,
+  scriptCommand,
+} from "../../examples/kv/runtime.ts";
