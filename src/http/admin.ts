@@ -31,7 +31,7 @@ import { AdminError, FatalError, NotLeaderError, ShutdownError } from "../driver
 import type { Raft } from "../driver/raft.ts";
 import { BodyTooLargeError, readBody } from "./body.ts";
 import { authorized } from "./routes.ts";
-import { MAX_ADDRESS_BYTES, MAX_ID_BYTES, MAX_MEMBERS } from "./schemas.ts";
+import { check, MAX_ADDRESS_BYTES, MAX_ID_BYTES, MAX_MEMBERS } from "./schemas.ts";
 
 /** What the admin routes need of a node; `Raft` fits. */
 export type RaftAdmin = Pick<
@@ -205,19 +205,9 @@ async function json(c: Context, maxBodyBytes: number, empty?: unknown): Promise<
 }
 
 function parse<S extends v.GenericSchema>(schema: S, value: unknown): v.InferOutput<S> {
-  const result = v.safeParse(schema, value, { abortEarly: true });
-  if (result.success) return result.output;
-  const issue = result.issues[0];
-  const path = v.getDotPath(issue);
-  let problem = issue.message;
-  if (issue.type === "strict_object") {
-    problem =
-      issue.expected === "Object"
-        ? "expected an object"
-        : issue.expected === "never"
-          ? "unknown field"
-          : `missing field ${issue.expected}`;
-  }
+  const result = check(schema, value, (key) => `missing field ${key}`);
+  if (result.ok) return result.output;
+  const { path, problem } = result;
   throw new BadRequest(400, "invalid_request", path ? `${path}: ${problem}` : problem);
 }
 

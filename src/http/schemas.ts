@@ -136,24 +136,38 @@ const schemasMatchTypes: [
 ] = [true, true, true, true, true, true, true];
 void schemasMatchTypes;
 
-/** Runs `schema` on `value`; throws a WireError naming the first issue. */
-function run<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
-  // valibot takes an array for an object (its keys then seem missing): refuse it plainly.
-  if (Array.isArray(value)) throw new WireError(`${what}: expected an object`);
+/**
+ * Runs `schema` on `value` and returns its output, or where and what the first issue is. Object
+ * issues are said plainly rather than in valibot's words ("Invalid key: Expected …");
+ * `missing(key)` words a missing field.
+ */
+export function check<S extends v.GenericSchema>(
+  schema: S,
+  value: unknown,
+  missing: (key: string) => string,
+): { ok: true; output: v.InferOutput<S> } | { ok: false; path: string | null; problem: string } {
   const result = v.safeParse(schema, value, { abortEarly: true });
-  if (result.success) return result.output;
+  if (result.success) return { ok: true, output: result.output };
   const issue = result.issues[0];
-  const path = v.getDotPath(issue);
   let problem = issue.message;
   if (issue.type === "strict_object") {
-    // Object issues: valibot's messages ("Invalid key: Expected …") said plainly.
     problem =
       issue.expected === "Object"
         ? "expected an object"
         : issue.expected === "never"
           ? "unknown field"
-          : "missing";
+          : missing(String(issue.expected));
   }
+  return { ok: false, path: v.getDotPath(issue), problem };
+}
+
+/** Runs `schema` on `value`; throws a WireError naming the first issue. */
+function run<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
+  // valibot takes an array for an object (its keys then seem missing): refuse it plainly.
+  if (Array.isArray(value)) throw new WireError(`${what}: expected an object`);
+  const result = check(schema, value, () => "missing");
+  if (result.ok) return result.output;
+  const { path, problem } = result;
   throw new WireError(`${path ? `${what}.${path}` : what}: ${problem}`);
 }
 
