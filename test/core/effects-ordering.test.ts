@@ -6,15 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { createState, type Effect, type NodeId, type RaftState, step } from "../../mod.ts";
 import {
-  createState,
-  type Effect,
-  type Input,
-  type NodeId,
-  type RaftState,
-  step,
-} from "../../mod.ts";
-import { effectsOfType, entriesOfTerms, messages, msg, restoredFrom, run } from "./harness.ts";
+  ack,
+  effectsOfType,
+  electedLeader,
+  entriesOfTerms,
+  messages,
+  msg,
+  restoredFrom,
+  run,
+} from "./harness.ts";
 
 const voters = ["a", "b", "c"];
 
@@ -24,42 +26,9 @@ function position(effects: readonly Effect[], predicate: (e: Effect) => boolean)
   return at;
 }
 
-function ack(from: NodeId, matchIndex: number): Input {
-  return msg({
-    type: "appendEntriesResponse",
-    term: 2,
-    from,
-    to: "a",
-    success: true,
-    matchIndex,
-    rejectedIndex: 0,
-    conflictTerm: 0,
-    conflictIndex: 0,
-  });
-}
-
 /** Leader `a` of term 2 whose blank entry 2 is durable and on c; b has not answered yet. */
 function leader(): RaftState {
-  const { state } = run(
-    createState({
-      id: "a",
-      config: { preVote: false },
-      restored: restoredFrom(voters, [1], { term: 1 }),
-    }),
-    { type: "start" },
-    { type: "timeout", timer: "election", generation: 1 },
-    msg({
-      type: "requestVoteResponse",
-      term: 2,
-      from: "c",
-      to: "a",
-      preVote: false,
-      granted: true,
-    }),
-    { type: "persisted", index: 2, term: 2, epoch: 0 },
-    ack("c", 2),
-  );
-  assert.equal(state.role, "leader");
+  const { state } = run(electedLeader(), ack("c", 2));
   assert.equal(state.commitIndex, 2);
   return state;
 }

@@ -7,56 +7,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   type AppendEntriesRequest,
-  createState,
   type Effect,
   type Input,
   type NodeId,
-  type RaftConfig,
-  type RaftState,
   step,
 } from "../../mod.ts";
-import { Cluster, messages, msg, restoredFrom, run } from "./harness.ts";
-
-/**
- * `a` wins term 2 of a three-node cluster with c's vote; its log is [1, blank 2] and durable.
- * Its first AppendEntries (a probe to each follower) are in flight.
- */
-function electedLeader(config: Partial<RaftConfig> = {}): RaftState {
-  const { state } = run(
-    createState({
-      id: "a",
-      config: { preVote: false, ...config },
-      restored: restoredFrom(["a", "b", "c"], [1], { term: 1 }),
-    }),
-    { type: "start" },
-    { type: "timeout", timer: "election", generation: 1 },
-    msg({
-      type: "requestVoteResponse",
-      term: 2,
-      from: "c",
-      to: "a",
-      preVote: false,
-      granted: true,
-    }),
-    { type: "persisted", index: 2, term: 2, epoch: 0 },
-  );
-  assert.equal(state.role, "leader");
-  return state;
-}
-
-function ack(from: NodeId, matchIndex: number): Input {
-  return msg({
-    type: "appendEntriesResponse",
-    term: 2,
-    from,
-    to: "a",
-    success: true,
-    matchIndex,
-    rejectedIndex: 0,
-    conflictTerm: 0,
-    conflictIndex: 0,
-  });
-}
+import { ack, Cluster, electedLeader, messages, msg, run } from "./harness.ts";
 
 function reject(from: NodeId, rejectedIndex: number, lastIndex: number): Input {
   return msg({

@@ -125,6 +125,48 @@ export function msg(message: Message): Input {
   return { type: "message", message };
 }
 
+/**
+ * `a` wins term 2 of the three-node cluster a, b, c with c's vote; its log is [1, blank 2] and
+ * durable. Its first AppendEntries (a probe to each follower) are in flight.
+ */
+export function electedLeader(config: Partial<RaftConfig> = {}): RaftState {
+  const { state } = run(
+    createState({
+      id: "a",
+      config: { preVote: false, ...config },
+      restored: restoredFrom(["a", "b", "c"], [1], { term: 1 }),
+    }),
+    { type: "start" },
+    { type: "timeout", timer: "election", generation: 1 },
+    msg({
+      type: "requestVoteResponse",
+      term: 2,
+      from: "c",
+      to: "a",
+      preVote: false,
+      granted: true,
+    }),
+    { type: "persisted", index: 2, term: 2, epoch: 0 },
+  );
+  assert.equal(state.role, "leader");
+  return state;
+}
+
+/** `from` acknowledges entries up to `matchIndex` to the leader `a` of term 2. */
+export function ack(from: NodeId, matchIndex: number): Input {
+  return msg({
+    type: "appendEntriesResponse",
+    term: 2,
+    from,
+    to: "a",
+    success: true,
+    matchIndex,
+    rejectedIndex: 0,
+    conflictTerm: 0,
+    conflictIndex: 0,
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The test network
 
