@@ -24,6 +24,7 @@ import {
   sameSnapshot,
 } from "./snapshot-store.ts";
 import type { SqliteDatabase, SqliteStatement } from "./sqlite.ts";
+import { inTransaction } from "./sqlite-transaction.ts";
 
 /** The snapshot tables, created by the SqliteLogStore's schema (and its migration from v1). */
 export const snapshotSchema: readonly string[] = [
@@ -277,19 +278,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
   }
 
   #transaction(body: () => void): void {
-    const sql = this.#sql;
-    sql.begin.run();
-    try {
-      body();
-      sql.commit.run();
-    } catch (error) {
-      try {
-        sql.rollback.run();
-      } catch {
-        // A failed COMMIT may have rolled back already: the original error is what matters.
-      }
-      throw error;
-    }
+    inTransaction(this.#sql, body);
   }
 
   #checkOpen(method: string): void {

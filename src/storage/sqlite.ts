@@ -19,6 +19,7 @@ import type { ConfigEntry } from "../core/membership.ts";
 import type { Entry, HardState, Membership } from "../core/types.ts";
 import type { LogStore, LogWrite, StoredState } from "./log-store.ts";
 import { SqliteSnapshotStore, snapshotSchema } from "./sqlite-snapshot.ts";
+import { inTransaction } from "./sqlite-transaction.ts";
 import { validateWrite } from "./validate-write.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -353,20 +354,8 @@ export class SqliteLogStore implements LogStore {
 
   /** Runs `body` in a transaction; on any error rolls back and fails the store. */
   #transaction(body: () => void): void {
-    const sql = this.#sql;
     try {
-      sql.begin.run();
-      try {
-        body();
-        sql.commit.run();
-      } catch (error) {
-        try {
-          sql.rollback.run();
-        } catch {
-          // A failed COMMIT may have rolled back already: the original error is what matters.
-        }
-        throw error;
-      }
+      inTransaction(this.#sql, body);
     } catch (error) {
       this.#failure = error;
       throw error;
