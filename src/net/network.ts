@@ -1,5 +1,10 @@
 /** How a node reaches its peers. */
-import type { Message, NodeId } from "../core/types.ts";
+import type {
+  InstallSnapshotRequest,
+  InstallSnapshotResponse,
+  Message,
+  NodeId,
+} from "../core/types.ts";
 
 /** A request message: one that a peer answers. */
 export type RequestMessage = Extract<
@@ -8,9 +13,9 @@ export type RequestMessage = Extract<
 >;
 
 /**
- * InstallSnapshot and its answer do not travel as plain messages: the snapshot is streamed in
- * chunks by a route of its own (not there yet), whose end the receiving driver steps as an
- * installSnapshot message. Kept off the message wire for now.
+ * InstallSnapshot and its answer do not travel as plain messages: the snapshot is streamed as
+ * {@link SnapshotChunk}s, and the receiving driver steps the installSnapshot message once the
+ * last chunk is durable; its answer comes back as the last chunk's {@link SnapshotChunkResponse}.
  */
 export type SnapshotMessage = Extract<
   Message,
@@ -32,9 +37,49 @@ export interface Network {
     message: RequestMessage,
     timeoutMs: number,
   ): Promise<ResponseMessage | null>;
+  /**
+   * Sends one chunk of a snapshot stream and resolves with the follower's answer. Rejects like
+   * `send`; the sender then resumes from the last offset the follower acknowledged.
+   */
+  sendSnapshotChunk(
+    to: NodeId,
+    address: string,
+    chunk: SnapshotChunk,
+    timeoutMs: number,
+  ): Promise<SnapshotChunkResponse>;
+}
+
+/**
+ * One piece of a snapshot streamed from the leader to a follower (§7, thesis §5.3). `snapshot`
+ * carries the InstallSnapshot metadata (the leader's term, sender, addressee, last included index
+ * and term, membership); `data` is the bytes at `offset`. The last chunk has `done: true`; the
+ * follower steps `snapshot` into its core only then, once every byte is durable aside.
+ */
+export interface SnapshotChunk {
+  readonly snapshot: InstallSnapshotRequest;
+  readonly offset: number;
+  readonly data: Uint8Array;
+  readonly done: boolean;
+}
+
+/** The follower's answer to a {@link SnapshotChunk}. */
+export interface SnapshotChunkResponse {
+  /** The follower's current term (a higher one tells the leader to step down, §5.1). */
+  readonly term: number;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /**
+   * How many bytes of this snapshot the follower holds durably: where the next chunk must start.
+   * It may be lower than the chunk's end (the follower lost or restarted its copy); the leader
+   * then resends from it.
+   */
+  readonly offset: number;
+  /** For the last chunk: the core's answer once the install is durable (or its rejection). */
+  readonly answer: InstallSnapshotResponse | null;
 }
 
 /** What a transport calls when a request arrives for the local node (the `Raft` class). */
 export interface RpcHandler {
   handle(message: RequestMessage): Promise<ResponseMessage | null>;
+  handleSnapshotChunk(chunk: SnapshotChunk): Promise<SnapshotChunkResponse>;
 }
