@@ -24,21 +24,24 @@ declare const Bun: {
   }): { port: number; stop(closeActiveConnections?: boolean): Promise<void> | void };
 };
 
-/** Serves `app` with Bun.serve; resolves once it listens. */
-export function serve(app: FetchApp, options: ServeOptions = {}): Promise<Server> {
+/**
+ * Serves `app` with Bun.serve; resolves once it listens. Rejects with Bun's error when it cannot
+ * listen (the port is taken, say).
+ */
+export async function serve(app: FetchApp, options: ServeOptions = {}): Promise<Server> {
   const hostname = options.hostname ?? "127.0.0.1";
   const server = Bun.serve({
     fetch: (request) => app.fetch(request),
     hostname,
     port: options.port ?? 0,
   });
-  return Promise.resolve({
+  return {
     hostname,
     port: server.port,
     close: async () => {
       await server.stop(true);
     },
-  });
+  };
 }
 
 // The part of `bun:sqlite` this adapter uses (so tsc and deno check need no Bun types).

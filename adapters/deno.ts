@@ -27,7 +27,10 @@ declare const Deno: {
   ): { finished: Promise<void>; shutdown(): Promise<void> };
 };
 
-/** Serves `app` with Deno.serve; resolves once it listens. */
+/**
+ * Serves `app` with Deno.serve; resolves once it listens. Rejects with Deno's error when it cannot
+ * listen (the port is taken, say).
+ */
 export function serve(app: FetchApp, options: ServeOptions = {}): Promise<Server> {
   const hostname = options.hostname ?? "127.0.0.1";
   return new Promise((resolve) => {

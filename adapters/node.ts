@@ -13,7 +13,10 @@ export type {
 export { SqliteLogStore } from "../src/storage/sqlite.ts";
 export type { FetchApp, ServeOptions, Server } from "./server.ts";
 
-/** Serves `app` on Node's http server; resolves once it listens. */
+/**
+ * Serves `app` on Node's http server (through @hono/node-server); resolves once it listens.
+ * Rejects with the server's error when it cannot listen (the port is taken, say).
+ */
 export function serve(app: FetchApp, options: ServeOptions = {}): Promise<Server> {
   const hostname = options.hostname ?? "127.0.0.1";
   return new Promise((resolve, reject) => {

@@ -23,6 +23,7 @@ export interface RaftConfig {
   readonly snapshotTrailingEntries: number;
 }
 
+/** The defaults {@link resolveConfig} fills in. */
 export const defaultConfig: RaftConfig = {
   electionTimeoutMinMs: 300,
   electionTimeoutMaxMs: 600,
@@ -37,7 +38,11 @@ export const defaultConfig: RaftConfig = {
   snapshotTrailingEntries: 1000,
 };
 
-/** Fills defaults and rejects configurations that cannot work. */
+/**
+ * Fills defaults and rejects configurations that cannot work.
+ *
+ * @throws RangeError naming the offending field.
+ */
 export function resolveConfig(partial: Partial<RaftConfig> = {}): RaftConfig {
   const config = { ...defaultConfig, ...partial };
   const positive: (keyof RaftConfig)[] = [

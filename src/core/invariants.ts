@@ -4,6 +4,10 @@
  */
 import type { RaftState } from "./state.ts";
 
+/**
+ * Thrown by {@link step} when a safety invariant would break. A node that gets one must stop:
+ * going on could violate Raft's safety properties.
+ */
 export class InvariantError extends Error {
   override name = "InvariantError";
 }

@@ -8,6 +8,7 @@
  */
 import type { Entry } from "./types.ts";
 
+/** The log as the core holds it: metadata plus a window of recent entries (see above). */
 export interface RaftLog {
   readonly buffer: Entry[];
   /** Index of buffer[0]. */

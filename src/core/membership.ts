@@ -5,6 +5,7 @@
  */
 import type { Membership, NodeId } from "./types.ts";
 
+/** A configuration and the index of the log entry (or snapshot) that carries it. */
 export interface ConfigEntry {
   readonly index: number;
   readonly membership: Membership;

@@ -10,7 +10,7 @@ export type { Progress, ProgressState } from "./progress.ts";
 export type { VoteResult } from "./quorum.ts";
 export { committedIndex, majorityIndex, majorityVote, voteResult } from "./quorum.ts";
 export { confirmedRound } from "./read-index.ts";
-export type { CreateOptions, RaftState, RestoredState } from "./state.ts";
+export type { CreateOptions, PendingRead, RaftState, RestoredState, Transfer } from "./state.ts";
 export { createState } from "./state.ts";
 export type { StepResult } from "./step.ts";
 export { step } from "./step.ts";

@@ -6,8 +6,10 @@
  *   snapshot (§7) and no AppendEntries go out until the stream ends.
  * Values are immutable; every change returns a new Progress.
  */
+/** Flow-control state of a follower, as described above. */
 export type ProgressState = "probe" | "replicate" | "snapshot";
 
+/** The leader's replication progress for one follower (see above). */
 export interface Progress {
   /** Highest index known to be replicated on the follower (§5.3 matchIndex). */
   readonly match: number;

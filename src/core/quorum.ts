@@ -4,6 +4,7 @@
  */
 import type { Membership, NodeId } from "./types.ts";
 
+/** Outcome of an election so far: won by a quorum, lost (a quorum refused), or still open. */
 export type VoteResult = "won" | "lost" | "pending";
 
 /** The highest index that a majority of `voters` has reached; Infinity for no voters. */

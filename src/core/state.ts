@@ -6,6 +6,11 @@ import type { Progress } from "./progress.ts";
 import { seedFromId } from "./rng.ts";
 import type { Entry, HardState, NodeId, Role, TimerName } from "./types.ts";
 
+/**
+ * The whole state of one node as the core sees it: durable state (term, vote, log metadata),
+ * volatile state (role, commit, per-follower progress) and its timers' generations. Immutable:
+ * {@link step} returns a new one and never changes the one it is given.
+ */
 export interface RaftState {
   readonly id: NodeId;
   readonly config: RaftConfig;
@@ -55,6 +60,7 @@ export interface RaftState {
   readonly timers: Readonly<Record<TimerName, number>>;
 }
 
+/** A leadership transfer the leader is running (thesis §3.10). */
 export interface Transfer {
   readonly requestId: number;
   readonly to: NodeId;
@@ -62,6 +68,7 @@ export interface Transfer {
   readonly timeoutSent: boolean;
 }
 
+/** A linearizable read waiting for the leader to confirm its leadership (thesis §6.4). */
 export interface PendingRead {
   readonly requestId: number;
   /** The commit index when the round started: the read must see at least this. */
@@ -89,6 +96,7 @@ export interface RestoredState {
   readonly appliedIndex: number;
 }
 
+/** Arguments of {@link createState}. */
 export interface CreateOptions {
   readonly id: NodeId;
   readonly config?: Partial<RaftConfig>;
@@ -98,7 +106,13 @@ export interface CreateOptions {
   readonly restored?: RestoredState;
 }
 
-/** A node's initial state: new and uninitialized, or resumed from storage. */
+/**
+ * A node's initial state: new and uninitialized, or resumed from storage.
+ *
+ * @throws RangeError when `config` cannot work (see {@link resolveConfig}).
+ * @throws Error when `restored` is inconsistent: a state machine ahead of the log, or entries
+ *   that do not cover everything after the applied index.
+ */
 export function createState(options: CreateOptions): RaftState {
   const config = resolveConfig(options.config);
   const r = options.restored;

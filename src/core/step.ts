@@ -42,11 +42,22 @@ import type { RaftState } from "./state.ts";
 import { abortTransfer, handleTransferLeadership } from "./transfer.ts";
 import type { Effect, Entry, Input, Membership, Message, NodeId, TimerName } from "./types.ts";
 
+/** What {@link step} returns: the next state and the effects the driver must carry out. */
 export interface StepResult {
   readonly state: RaftState;
   readonly effects: readonly Effect[];
 }
 
+/**
+ * Raft as a pure function: applies `input` to `state` and returns the new state with the effects
+ * to carry out, in order. Never mutates `state`, performs no I/O, reads no clock and never
+ * awaits; the same state and input give the same result on every runtime.
+ *
+ * @throws InvariantError, or an Error whose message starts with "invariant:", when the step
+ *   would break a safety invariant (a committed entry truncated, the term or commit index moving
+ *   back, two leaders in one term); an Error for input a correct driver never gives (an
+ *   `applied` beyond what `apply` handed out). Either way the node must stop.
+ */
 export function step(state: RaftState, input: Input): StepResult {
   const c = newCtx(state);
   switch (input.type) {

@@ -52,6 +52,10 @@ export interface HardState {
   readonly votedFor: NodeId | null;
 }
 
+/**
+ * A node's role. `learner`: a non-voting member (thesis §4.2.1); `precandidate`: running a PreVote
+ * (thesis §9.6) before a real election.
+ */
 export type Role = "follower" | "learner" | "precandidate" | "candidate" | "leader";
 
 // ---------------------------------------------------------------------------------------------
@@ -97,6 +101,7 @@ export interface HeartbeatRequest extends MessageBase {
   readonly round: number;
 }
 
+/** Answer to a heartbeat; it tells the leader the follower is alive and confirms a read round. */
 export interface HeartbeatResponse extends MessageBase {
   readonly type: "heartbeatResponse";
   /** The round of the heartbeat answered. */
@@ -116,6 +121,7 @@ export interface VoteRequest extends MessageBase {
   readonly transfer: boolean;
 }
 
+/** Answer to a RequestVote or PreVote (§5.2); `granted`: the voter gives its vote. */
 export interface VoteResponse extends MessageBase {
   readonly type: "requestVoteResponse";
   readonly preVote: boolean;
@@ -146,6 +152,7 @@ export interface InstallSnapshotResponse extends MessageBase {
   readonly matchIndex: number;
 }
 
+/** Every message peers exchange; `type` tells them apart. The transport carries them as data. */
 export type Message =
   | AppendEntriesRequest
   | AppendEntriesResponse
@@ -160,8 +167,16 @@ export type Message =
 // ---------------------------------------------------------------------------------------------
 // Inputs: everything that can happen to a node.
 
+/**
+ * The core's two timers: `election` (followers and candidates; on the leader, the CheckQuorum
+ * round) and `heartbeat` (leader).
+ */
 export type TimerName = "election" | "heartbeat";
 
+/**
+ * Everything that can happen to a node, given to {@link step}: messages, timer firings, client
+ * and admin requests, and the driver's reports that an effect completed. See docs/core.md.
+ */
 export type Input =
   /** The driver started the node (new or restarted): arms its timers. */
   | { readonly type: "start" }
@@ -250,6 +265,11 @@ export type AdminRejection =
 // 4. `apply` entries are given to the state machine in order; the driver reports `applied`.
 // 5. Snapshots (buildSnapshot, purgeLog, sendSnapshot, installSnapshot): see docs/core.md rules 7-11.
 
+/**
+ * What {@link step} asks the driver to do, in order: storage writes, messages, state machine
+ * work, timers and answers to requests. The ordering contract above (and in docs/core.md) says
+ * what must be durable before a message may leave.
+ */
 export type Effect =
   | { readonly type: "saveHardState"; readonly hardState: HardState }
   /** Delete every entry with index >= fromIndex. */
