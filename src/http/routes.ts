@@ -7,12 +7,14 @@
  * | POST /heartbeat        | heartbeat JSON                         | heartbeatResponse JSON      |
  * | POST /request-vote     | requestVote JSON (votes and PreVotes)  | requestVoteResponse JSON    |
  * | POST /timeout-now      | timeoutNow JSON                        | 204                         |
+ * | POST /install-snapshot | snapshot chunk frame, octet-stream     | SnapshotChunkResponse JSON  |
  *
  * Statuses: 200 with the encoded answer; 204 when the node has no answer; 400 with
  * `{ "error": "..." }` naming what was wrong (wrong Content-Type, malformed frame or JSON, wrong
  * types, negative or non-integer numbers, missing or unknown fields, lengths that overrun the
  * body, a message addressed to another node); 401 when a secret is set and the request lacks it;
- * 413 for a body over `maxBodyBytes`; 503 when the node is not running (not started, shut down or
+ * 413 for a body over `maxBodyBytes` (a snapshot chunk: data over `maxSnapshotChunkBytes`); 503
+ * when the node is not running (not started, shut down or
  * stopped by a failure). Nothing that fails a check reaches the node.
  *
  * Security: without a `secret` (or a TLS-terminating proxy that authenticates peers), anyone who
@@ -22,7 +24,13 @@
  */
 import { type Context, Hono } from "hono";
 import type { NodeId } from "../core/types.ts";
-import type { RequestMessage, ResponseMessage, RpcHandler } from "../net/network.ts";
+import type {
+  RequestMessage,
+  ResponseMessage,
+  RpcHandler,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "../net/network.ts";
 import { BodyTooLargeError, readBody } from "./body.ts";
 import {
   decodeAppendEntries,
@@ -31,6 +39,12 @@ import {
   PRE_VOTE_PATH,
   RPC_PATHS,
 } from "./codec.ts";
+import {
+  decodeSnapshotChunk,
+  encodeSnapshotChunkResponse,
+  INSTALL_SNAPSHOT_PATH,
+  MAX_SNAPSHOT_HEADER_BYTES,
+} from "./snapshot-codec.ts";
 import { WireError } from "./wire-error.ts";
 
 /** Options of {@link raftRoutes}. */
@@ -42,6 +56,13 @@ export interface RaftRoutesOptions {
   readonly secret?: string;
   /** Largest request body accepted, in bytes; larger ones get a 413. Default 64 MiB. */
   readonly maxBodyBytes?: number;
+  /**
+   * Largest snapshot chunk accepted on `/install-snapshot`, in bytes of data; a larger one gets a
+   * 413. The body may add a header of at most MAX_SNAPSHOT_HEADER_BYTES (about 1 MiB, almost all
+   * of it room for the membership). Default 16 MiB: above any sender's chunk size, and the most a
+   * chunk request buffers.
+   */
+  readonly maxSnapshotChunkBytes?: number;
 }
 
 /**
@@ -55,6 +76,9 @@ export interface RaftRpcHandler extends RpcHandler {
 /** Default {@link RaftRoutesOptions.maxBodyBytes}: 64 MiB. */
 export const DEFAULT_MAX_BODY_BYTES: number = 64 * 1024 * 1024;
 
+/** Default {@link RaftRoutesOptions.maxSnapshotChunkBytes}: 16 MiB. */
+export const DEFAULT_MAX_SNAPSHOT_CHUNK_BYTES: number = 16 * 1024 * 1024;
+
 const OCTET_STREAM = "application/octet-stream";
 const JSON_TYPE = "application/json";
 const encoder = new TextEncoder();
@@ -62,13 +86,19 @@ const encoder = new TextEncoder();
 /**
  * Returns a Hono app serving the RPC routes for `raft` (see the module comment for routes and
  * statuses). Mount it with `app.route(prefix, raftRoutes(raft))`; the peers' addresses are then
- * `http://host:port<prefix>`. Throws a RangeError if `secret` is empty or `maxBodyBytes` is not a
- * positive integer.
+ * `http://host:port<prefix>`. Throws a RangeError if `secret` is empty or `maxBodyBytes` or
+ * `maxSnapshotChunkBytes` is not a positive integer.
  */
 export function raftRoutes(raft: RaftRpcHandler, options: RaftRoutesOptions = {}): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) {
     throw new RangeError(`raftRoutes: maxBodyBytes ${maxBodyBytes} is not a positive integer`);
+  }
+  const maxChunkBytes = options.maxSnapshotChunkBytes ?? DEFAULT_MAX_SNAPSHOT_CHUNK_BYTES;
+  if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes <= 0) {
+    throw new RangeError(
+      `raftRoutes: maxSnapshotChunkBytes ${maxChunkBytes} is not a positive integer`,
+    );
   }
   if (options.secret === "") throw new RangeError("raftRoutes: secret must not be empty");
   const secret = options.secret === undefined ? null : encoder.encode(options.secret);
@@ -86,7 +116,7 @@ export function raftRoutes(raft: RaftRpcHandler, options: RaftRoutesOptions = {}
     });
   }
 
-  // InstallSnapshot (a streamed body) joins these once snapshots exist.
+  app.post(INSTALL_SNAPSHOT_PATH, (c) => serveSnapshotChunk(c, raft, maxChunkBytes));
   app.post(RPC_PATHS.appendEntries, (c) =>
     serveRpc(c, raft, maxBodyBytes, OCTET_STREAM, decodeAppendEntries),
   );
@@ -119,26 +149,8 @@ async function serveRpc(
   contentType: string,
   decode: (body: Uint8Array) => RequestMessage,
 ): Promise<Response> {
-  const mediaType = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
-  if (mediaType !== contentType) {
-    return fail(c, 400, `expected Content-Type ${contentType}, got ${mediaType || "none"}`);
-  }
-  const declared = c.req.header("content-length");
-  if (declared !== undefined) {
-    if (!/^\d{1,16}$/.test(declared)) return fail(c, 400, "invalid Content-Length");
-    if (Number(declared) > maxBodyBytes) {
-      return fail(c, 413, `body of ${declared} bytes is over the limit of ${maxBodyBytes}`);
-    }
-  }
-  let body: Uint8Array;
-  try {
-    body = await readBody(c.req.raw.body, maxBodyBytes);
-  } catch (error) {
-    if (error instanceof BodyTooLargeError) {
-      return fail(c, 413, `body is over the limit of ${maxBodyBytes} bytes`);
-    }
-    return fail(c, 400, "could not read the body");
-  }
+  const body = await requestBody(c, maxBodyBytes, contentType);
+  if (body instanceof Response) return body;
   let request: RequestMessage;
   try {
     request = decode(body);
@@ -158,6 +170,74 @@ async function serveRpc(
   }
   if (response === null) return c.body(null, 204);
   return c.body(encodeJson(response), 200, { "Content-Type": JSON_TYPE });
+}
+
+/**
+ * One snapshot chunk (§7): the body is read up to `maxChunkBytes` of data plus the largest
+ * header, so a chunk request never buffers more than that.
+ */
+async function serveSnapshotChunk(
+  c: Context,
+  raft: RaftRpcHandler,
+  maxChunkBytes: number,
+): Promise<Response> {
+  const body = await requestBody(c, maxChunkBytes + MAX_SNAPSHOT_HEADER_BYTES, OCTET_STREAM);
+  if (body instanceof Response) return body;
+  let chunk: SnapshotChunk;
+  try {
+    chunk = decodeSnapshotChunk(body);
+  } catch (error) {
+    if (error instanceof WireError) return fail(c, 400, error.message);
+    throw error;
+  }
+  if (chunk.data.length > maxChunkBytes) {
+    return fail(
+      c,
+      413,
+      `snapshot chunk of ${chunk.data.length} bytes is over the limit of ${maxChunkBytes}`,
+    );
+  }
+  if (raft.id !== undefined && chunk.snapshot.to !== raft.id) {
+    return fail(c, 400, `message for ${chunk.snapshot.to} sent to ${raft.id}`);
+  }
+  let response: SnapshotChunkResponse;
+  try {
+    response = await raft.handleSnapshotChunk(chunk);
+  } catch (error) {
+    // As for handle: it rejects only when the node cannot serve (not started, stopped).
+    return fail(c, 503, `node unavailable: ${error instanceof Error ? error.message : error}`);
+  }
+  return c.body(encodeSnapshotChunkResponse(response), 200, { "Content-Type": JSON_TYPE });
+}
+
+/**
+ * The request's body, after checking its Content-Type and its size (the declared one up front,
+ * then the bytes read, which stop at `maxBytes`); or the 400 or 413 answer.
+ */
+async function requestBody(
+  c: Context,
+  maxBytes: number,
+  contentType: string,
+): Promise<Uint8Array | Response> {
+  const mediaType = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (mediaType !== contentType) {
+    return fail(c, 400, `expected Content-Type ${contentType}, got ${mediaType || "none"}`);
+  }
+  const declared = c.req.header("content-length");
+  if (declared !== undefined) {
+    if (!/^\d{1,16}$/.test(declared)) return fail(c, 400, "invalid Content-Length");
+    if (Number(declared) > maxBytes) {
+      return fail(c, 413, `body of ${declared} bytes is over the limit of ${maxBytes}`);
+    }
+  }
+  try {
+    return await readBody(c.req.raw.body, maxBytes);
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) {
+      return fail(c, 413, `body is over the limit of ${maxBytes} bytes`);
+    }
+    return fail(c, 400, "could not read the body");
+  }
 }
 
 function fail(c: Context, status: 400 | 413 | 503, error: string): Response {

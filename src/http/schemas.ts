@@ -20,12 +20,19 @@ import type {
   Entry,
   HeartbeatRequest,
   HeartbeatResponse,
+  InstallSnapshotRequest,
+  InstallSnapshotResponse,
   Membership,
   TimeoutNowRequest,
   VoteRequest,
   VoteResponse,
 } from "../core/types.ts";
-import type { RequestMessage, ResponseMessage } from "../net/network.ts";
+import type {
+  RequestMessage,
+  ResponseMessage,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "../net/network.ts";
 import { WireError } from "./wire-error.ts";
 
 /** Longest node id accepted, in UTF-8 bytes. */
@@ -122,6 +129,49 @@ const responseSchemas = {
   }),
 };
 
+// A snapshot chunk's fields (its frame is decoded in snapshot-codec.ts) and the JSON answer.
+const u64 = v.pipe(
+  v.number("expected a number"),
+  v.safeInteger("expected an integer in [0, 2^53 - 1]"),
+  v.minValue(0, "expected an integer in [0, 2^53 - 1]"),
+);
+// A snapshot covers at least entry 1, whose term is at least 1.
+const positive = v.pipe(u64, v.minValue(1, "expected a positive integer"));
+
+const installSnapshotSchema = v.strictObject({
+  type: typeTag("installSnapshot"),
+  term: u64,
+  from: nodeId,
+  to: nodeId,
+  lastIncludedIndex: positive,
+  lastIncludedTerm: positive,
+  membership: membershipSchema,
+});
+
+const snapshotChunkSchema = v.strictObject({
+  snapshot: installSnapshotSchema,
+  offset: u64,
+  data: v.instance(Uint8Array, "expected bytes"),
+  done: flag,
+});
+
+const installSnapshotResponseSchema = v.strictObject({
+  type: typeTag("installSnapshotResponse"),
+  term: u64,
+  from: nodeId,
+  to: nodeId,
+  success: flag,
+  matchIndex: u64,
+});
+
+const snapshotChunkResponseSchema = v.strictObject({
+  term: u64,
+  from: nodeId,
+  to: nodeId,
+  offset: u64,
+  answer: v.nullable(installSnapshotResponseSchema),
+});
+
 // The schemas' outputs are the core's message types, checked here at compile time.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Fits<A, B> = [A] extends [B] ? true : false;
@@ -133,7 +183,11 @@ const schemasMatchTypes: [
   Same<v.InferOutput<(typeof responseSchemas)["heartbeatResponse"]>, HeartbeatResponse>,
   Same<v.InferOutput<(typeof responseSchemas)["requestVoteResponse"]>, VoteResponse>,
   Fits<v.InferOutput<typeof membershipSchema>, Membership>,
-] = [true, true, true, true, true, true, true];
+  Fits<v.InferOutput<typeof installSnapshotSchema>, InstallSnapshotRequest>,
+  Same<v.InferOutput<typeof installSnapshotResponseSchema>, InstallSnapshotResponse>,
+  Fits<v.InferOutput<typeof snapshotChunkSchema>, SnapshotChunk>,
+  Same<v.InferOutput<typeof snapshotChunkResponseSchema>, SnapshotChunkResponse>,
+] = [true, true, true, true, true, true, true, true, true, true, true];
 void schemasMatchTypes;
 
 /**
@@ -190,6 +244,44 @@ export function parseResponse(type: ResponseMessage["type"], value: unknown): Re
 /** Validates a membership (the payload of a membership entry). Throws a WireError otherwise. */
 export function parseMembership(value: unknown): Membership {
   return run(membershipSchema, value, "membership");
+}
+
+/**
+ * The validation every decoded snapshot chunk goes through (its frame is read by
+ * snapshot-codec.ts): every field by schema, then lastIncludedTerm <= term (the leader's term
+ * is at least that of any entry it holds, §5.3) and a chunk end within 2^53 - 1. Returns the
+ * chunk; throws a WireError naming the first problem.
+ */
+export function validateSnapshotChunk(chunk: SnapshotChunk): SnapshotChunk {
+  if (Array.isArray(chunk.snapshot?.membership)) {
+    throw new WireError("snapshotChunk.snapshot.membership: expected an object");
+  }
+  const valid = run(snapshotChunkSchema, chunk, "snapshotChunk");
+  const { snapshot } = valid;
+  if (snapshot.lastIncludedTerm > snapshot.term) {
+    throw new WireError(
+      `snapshotChunk.snapshot: lastIncludedTerm ${snapshot.lastIncludedTerm} is above term ${snapshot.term}`,
+    );
+  }
+  if (valid.offset + valid.data.length > Number.MAX_SAFE_INTEGER) {
+    throw new WireError("snapshotChunk: offset + data length is above 2^53 - 1");
+  }
+  return chunk;
+}
+
+/**
+ * Validates a parsed JSON answer to a snapshot chunk and returns it typed. Its `answer`, when
+ * present, must come from and go to the same nodes as the answer itself. Throws a WireError.
+ */
+export function parseSnapshotChunkResponse(value: unknown): SnapshotChunkResponse {
+  const response = run(snapshotChunkResponseSchema, value, "snapshotChunkResponse");
+  const { answer } = response;
+  if (answer !== null && (answer.from !== response.from || answer.to !== response.to)) {
+    throw new WireError(
+      `snapshotChunkResponse.answer: from ${answer.from} to ${answer.to}, in an answer from ${response.from} to ${response.to}`,
+    );
+  }
+  return response;
 }
 
 /**

@@ -30,11 +30,28 @@
  * a dead peer costs one request per interval, not one per heartbeat. The streak is logged once
  * when it starts (warn) and once when it ends (info, with how long it lasted and how many sends
  * failed), never per message.
+ *
+ * Snapshot chunks (`sendSnapshotChunk`) go to `/install-snapshot` as one binary frame each, on
+ * their own: they never wait behind AppendEntries nor hold up heartbeats and votes (each request
+ * has its own connection from the pool), and they are never merged. They share the peer's
+ * backoff with the other sends, so a chunk failing starts a streak like any request.
  */
 import type { AppendEntriesRequest, Entry, NodeId } from "../core/types.ts";
 import { BodyTooLargeError, readBody } from "../http/body.ts";
 import { decodeJsonResponse, encodeAppendEntries, encodeJson, rpcPath } from "../http/codec.ts";
-import type { Network, RequestMessage, ResponseMessage } from "./network.ts";
+import {
+  decodeSnapshotChunkResponse,
+  encodeSnapshotChunk,
+  INSTALL_SNAPSHOT_PATH,
+} from "../http/snapshot-codec.ts";
+import { WireError } from "../http/wire-error.ts";
+import type {
+  Network,
+  RequestMessage,
+  ResponseMessage,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "./network.ts";
 
 /** Why a send failed. */
 export type TransportErrorKind =
@@ -195,10 +212,33 @@ export class FetchNetwork implements Network {
       call.timer = setTimeout(() => {
         const at = peer.queue.indexOf(call);
         if (at >= 0) peer.queue.splice(at, 1);
-        reject(timeoutError(message, to, timeoutMs));
+        reject(timeoutError(message.type, to, timeoutMs));
       }, timeoutMs);
       peer.queue.push(call);
     });
+  }
+
+  /**
+   * Sends one snapshot chunk to the peer `to` served at `address` and resolves with its validated
+   * answer (schema, sender and addressee). The chunk leaves at once, beside any AppendEntries or
+   * other request, as one body (header and data). Rejects like `send`: "timeout" after
+   * `timeoutMs` (the follower makes the chunk durable before answering, so leave it time),
+   * "unreachable", "backoff", "status", "protocol", "closed"; a RangeError for a non-positive
+   * timeout; a WireError for a chunk that cannot be encoded.
+   */
+  sendSnapshotChunk(
+    to: NodeId,
+    address: string,
+    chunk: SnapshotChunk,
+    timeoutMs: number,
+  ): Promise<SnapshotChunkResponse> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) {
+      return Promise.reject(
+        new RangeError(`sendSnapshotChunk: timeoutMs ${timeoutMs} is not a positive number`),
+      );
+    }
+    return this.#sendChunk(this.#peer(to, address), chunk, timeoutMs);
   }
 
   /**
@@ -287,16 +327,7 @@ export class FetchNetwork implements Network {
       throw new TransportError("timeout", `${message.type} to ${peer.id}: timed out while queued`);
     }
     const probe = this.#admit(peer);
-    if (probe === null) {
-      peer.failedFast++;
-      // On a macrotask: a caller that retries at once must not starve the event loop.
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      const waitMs = Math.max(0, Math.ceil(peer.retryAt - performance.now()));
-      throw new TransportError(
-        "backoff",
-        `${peer.id} at ${peer.address} is failing (${peer.failures} failed attempts); next attempt in ${waitMs} ms`,
-      );
-    }
+    if (probe === null) throw await this.#failFast(peer);
     let body: Uint8Array<ArrayBuffer> | string;
     try {
       body = message.type === "appendEntries" ? encodeAppendEntries(message) : encodeJson(message);
@@ -307,7 +338,15 @@ export class FetchNetwork implements Network {
     const contentType =
       message.type === "appendEntries" ? "application/octet-stream" : "application/json";
     try {
-      const response = await this.#post(peer, message, body, contentType, remainingMs);
+      const response = await this.#post(
+        peer,
+        message.type,
+        rpcPath(message),
+        body,
+        contentType,
+        remainingMs,
+        (answer) => this.#answer(peer, message, answer),
+      );
       this.#succeeded(peer, probe);
       return response;
     } catch (error) {
@@ -317,35 +356,84 @@ export class FetchNetwork implements Network {
     }
   }
 
-  async #post(
+  /** One snapshot chunk, through the peer's backoff gate like any request (never queued). */
+  async #sendChunk(
     peer: Peer,
-    message: RequestMessage,
+    chunk: SnapshotChunk,
+    timeoutMs: number,
+  ): Promise<SnapshotChunkResponse> {
+    const probe = this.#admit(peer);
+    if (probe === null) throw await this.#failFast(peer);
+    let body: Uint8Array<ArrayBuffer>;
+    try {
+      body = encodeSnapshotChunk(chunk);
+    } catch (error) {
+      if (probe) peer.probing = false;
+      throw error;
+    }
+    try {
+      const response = await this.#post(
+        peer,
+        `snapshot chunk at ${chunk.offset}`,
+        INSTALL_SNAPSHOT_PATH,
+        body,
+        "application/octet-stream",
+        timeoutMs,
+        (answer) => this.#chunkAnswer(peer, chunk, answer),
+      );
+      this.#succeeded(peer, probe);
+      return response;
+    } catch (error) {
+      if (error instanceof TransportError && error.kind === "closed") throw error;
+      this.#failed(peer, probe, error);
+      throw error;
+    }
+  }
+
+  /** The error of a send that fails fast, on a macrotask. */
+  async #failFast(peer: Peer): Promise<TransportError> {
+    peer.failedFast++;
+    // On a macrotask: a caller that retries at once must not starve the event loop.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const waitMs = Math.max(0, Math.ceil(peer.retryAt - performance.now()));
+    return new TransportError(
+      "backoff",
+      `${peer.id} at ${peer.address} is failing (${peer.failures} failed attempts); next attempt in ${waitMs} ms`,
+    );
+  }
+
+  /** POSTs `body` to the peer's `path` and reads the answer with `read`, within `timeoutMs`. */
+  async #post<T>(
+    peer: Peer,
+    what: string,
+    path: string,
     body: Uint8Array<ArrayBuffer> | string,
     contentType: string,
     timeoutMs: number,
-  ): Promise<ResponseMessage | null> {
+    read: (response: Response) => Promise<T>,
+  ): Promise<T> {
     const headers: Record<string, string> = { "Content-Type": contentType };
     if (this.#authorization !== null) headers.Authorization = this.#authorization;
     const controller = new AbortController();
     this.#inFlight.add(controller);
     const timer = setTimeout(
-      () => controller.abort(timeoutError(message, peer.id, timeoutMs)),
+      () => controller.abort(timeoutError(what, peer.id, timeoutMs)),
       timeoutMs,
     );
     try {
-      const response = await this.#fetch(peer.base + rpcPath(message), {
+      const response = await this.#fetch(peer.base + path, {
         method: "POST",
         headers,
         body,
         signal: controller.signal,
       });
-      return await this.#answer(peer, message, response);
+      return await read(response);
     } catch (error) {
       if (controller.signal.aborted) throw controller.signal.reason;
       if (error instanceof TransportError) throw error;
       throw new TransportError(
         "unreachable",
-        `${message.type} to ${peer.id} at ${peer.address} failed: ${describe(error)}`,
+        `${what} to ${peer.id} at ${peer.address} failed: ${describe(error)}`,
         {
           cause: error,
         },
@@ -398,6 +486,35 @@ export class FetchNetwork implements Network {
     }
     if (answer.from !== message.to || answer.to !== message.from) {
       throw protocolError(`answer from ${answer.from} to ${answer.to}`);
+    }
+    return answer;
+  }
+
+  /** Reads and validates the answer to a snapshot chunk. */
+  async #chunkAnswer(
+    peer: Peer,
+    chunk: SnapshotChunk,
+    response: Response,
+  ): Promise<SnapshotChunkResponse> {
+    const what = `snapshot chunk at ${chunk.offset} to ${peer.id} at ${peer.address}`;
+    if (response.status !== 200) {
+      const detail = await errorDetail(response);
+      throw new TransportError("status", `${what}: HTTP ${response.status}${detail}`, {
+        status: response.status,
+      });
+    }
+    let answer: SnapshotChunkResponse;
+    try {
+      answer = decodeSnapshotChunkResponse(await readBody(response.body, this.#maxResponseBytes));
+    } catch (error) {
+      if (error instanceof BodyTooLargeError || error instanceof WireError) {
+        throw new TransportError("protocol", `${what}: ${describe(error)}`, { cause: error });
+      }
+      throw error;
+    }
+    const { snapshot } = chunk;
+    if (answer.from !== snapshot.to || answer.to !== snapshot.from) {
+      throw new TransportError("protocol", `${what}: answer from ${answer.from} to ${answer.to}`);
     }
     return answer;
   }
@@ -505,11 +622,8 @@ async function errorDetail(response: Response): Promise<string> {
   return text === "" ? "" : `: ${text.slice(0, 200)}`;
 }
 
-function timeoutError(message: RequestMessage, to: NodeId, timeoutMs: number): TransportError {
-  return new TransportError(
-    "timeout",
-    `${message.type} to ${to}: no answer within ${timeoutMs} ms`,
-  );
+function timeoutError(what: string, to: NodeId, timeoutMs: number): TransportError {
+  return new TransportError("timeout", `${what} to ${to}: no answer within ${timeoutMs} ms`);
 }
 
 function closedError(): TransportError {

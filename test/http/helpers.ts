@@ -1,7 +1,12 @@
 /** Shared pieces of the HTTP tests: a recording RPC handler, messages, and posting to a route. */
-import type { AppendEntriesRequest, Entry } from "../../src/core/types.ts";
+import type { AppendEntriesRequest, Entry, Membership } from "../../src/core/types.ts";
 import type { RaftRpcHandler } from "../../src/http/routes.ts";
-import type { RequestMessage, ResponseMessage } from "../../src/net/network.ts";
+import type {
+  RequestMessage,
+  ResponseMessage,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "../../src/net/network.ts";
 
 const encoder = new TextEncoder();
 
@@ -29,12 +34,37 @@ export function answerTo(request: RequestMessage): ResponseMessage | null {
 }
 
 /**
+ * The answer a well-behaved follower gives to `chunk` when it holds every byte before it: it now
+ * holds the chunk's end, and the last chunk is answered with the install's success.
+ */
+export function chunkAnswerTo(chunk: SnapshotChunk): SnapshotChunkResponse {
+  const { snapshot } = chunk;
+  const base = { term: snapshot.term, from: snapshot.to, to: snapshot.from };
+  return {
+    ...base,
+    offset: chunk.offset + chunk.data.length,
+    answer: chunk.done
+      ? {
+          type: "installSnapshotResponse",
+          ...base,
+          success: true,
+          matchIndex: snapshot.lastIncludedIndex,
+        }
+      : null,
+  };
+}
+
+/**
  * An RpcHandler that records every request and answers as a well-behaved node would. `gate`, when
  * set, holds each request until the test resolves it.
  */
 export class RecordingHandler implements RaftRpcHandler {
   readonly calls: RequestMessage[] = [];
+  /** Snapshot chunks received, in order (their data copied). */
+  readonly chunks: SnapshotChunk[] = [];
   gate: ((request: RequestMessage) => Promise<void>) | null = null;
+  /** Like `gate`, for snapshot chunks. */
+  chunkGate: ((chunk: SnapshotChunk) => Promise<void>) | null = null;
   /** When set, every request is refused as by a stopped node. */
   down: Error | null = null;
 
@@ -46,6 +76,45 @@ export class RecordingHandler implements RaftRpcHandler {
     if (this.gate) await this.gate(request);
     return answerTo(request);
   }
+
+  async handleSnapshotChunk(chunk: SnapshotChunk): Promise<SnapshotChunkResponse> {
+    this.chunks.push({ ...chunk, data: chunk.data.slice() });
+    if (this.down) throw this.down;
+    if (this.chunkGate) await this.chunkGate(chunk);
+    return chunkAnswerTo(chunk);
+  }
+}
+
+/** The membership of a 3-node cluster n1..n3. */
+export const threeNodes: Membership = {
+  voters: ["n1", "n2", "n3"],
+  learners: [],
+  addresses: { n1: "http://n1/raft", n2: "http://n2/raft", n3: "http://n3/raft" },
+};
+
+/** A snapshot chunk from n1 to `to`: `data` at `offset` of snapshot 100 (term 2), in term 3. */
+export function snapshotChunk(
+  to: string,
+  offset: number,
+  data: Uint8Array,
+  done: boolean,
+  overrides: Partial<SnapshotChunk["snapshot"]> = {},
+): SnapshotChunk {
+  return {
+    snapshot: {
+      type: "installSnapshot",
+      term: 3,
+      from: "n1",
+      to,
+      lastIncludedIndex: 100,
+      lastIncludedTerm: 2,
+      membership: threeNodes,
+      ...overrides,
+    },
+    offset,
+    data,
+    done,
+  };
 }
 
 /** An AppendEntries from n1 to `to` carrying commands `first..first+count-1`. */

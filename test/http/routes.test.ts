@@ -403,7 +403,7 @@ describe(`raftRoutes on ${runtime}`, () => {
   });
 
   it("unknown routes and methods: 404", async () => {
-    const answer = await post(`${base}/open/install-snapshot`, "{}", JSON_TYPE);
+    const answer = await post(`${base}/open/no-such-rpc`, "{}", JSON_TYPE);
     assert.equal(answer.status, 404);
     const get = await fetch(`${base}/open${RPC_PATHS.heartbeat}`);
     assert.equal(get.status, 404);
