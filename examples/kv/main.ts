@@ -27,6 +27,7 @@ import type { Logger } from "../../src/driver/logger.ts";
 import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
 import { FetchNetwork } from "../../src/net/fetch.ts";
 import { kvApp, RAFT_PATH } from "./api.ts";
+import { type PeerRoutes, parsePeerRoutes, RoutedNetwork } from "./routed-network.ts";
 import { loadAdapter, runtime } from "./runtime.ts";
 import { KvStateMachine } from "./state-machine.ts";
 
@@ -34,7 +35,9 @@ const USAGE = `usage: main.ts --id ID --listen HOST:PORT --data DIR [--cluster I
   --cluster  the founding members and their base URLs, e.g.
              n1=http://127.0.0.1:7001,n2=http://127.0.0.1:7002,n3=http://127.0.0.1:7003
              (used on an empty data directory only)
-  --secret   cluster secret guarding /raft and /admin (the same on every node)`;
+  --secret   cluster secret guarding /raft and /admin (the same on every node)
+  --max-inflight N, --max-batch-entries N, --max-batch-bytes N
+             replication limits (defaults: the library's; used by bench/cluster.ts)`;
 
 /** Timings with room for three processes and their fsyncs on a small, busy machine. */
 const config: RaftOptionsConfig = {
@@ -52,6 +55,10 @@ interface Options {
   readonly data: string;
   readonly cluster: Readonly<Record<NodeId, string>> | null;
   readonly secret: string | undefined;
+  /** Hidden `--peer-route ID=URL,…`: peers reached through URL (the chaos harness's proxies). */
+  readonly peerRoutes: PeerRoutes;
+  /** Replication limits given on the command line (the benchmark's variants). */
+  readonly tuning: RaftOptionsConfig;
 }
 
 const options = parseOptions(process.argv.slice(2));
@@ -71,8 +78,18 @@ const { serve, openSqliteLogStore } = await loadAdapter();
 await mkdir(options.data, { recursive: true });
 const store = await openSqliteLogStore(join(options.data, "raft.db"), { synchronous: "full" });
 const machine = new KvStateMachine();
-const network = new FetchNetwork({ secret: options.secret, logger });
-const raft = new Raft({ id, config, logStore: store, stateMachine: machine, network, logger });
+const network = new RoutedNetwork(
+  new FetchNetwork({ secret: options.secret, logger }),
+  options.peerRoutes,
+);
+const raft = new Raft({
+  id,
+  config: { ...config, ...options.tuning },
+  logStore: store,
+  stateMachine: machine,
+  network,
+  logger,
+});
 
 // Loaded (and the log replayed into the state machine) before the first request can reach it.
 await raft.start();
@@ -132,6 +149,10 @@ function parseOptions(args: string[]): Options {
         data: { type: "string" },
         cluster: { type: "string" },
         secret: { type: "string" },
+        "peer-route": { type: "string" },
+        "max-inflight": { type: "string" },
+        "max-batch-entries": { type: "string" },
+        "max-batch-bytes": { type: "string" },
       },
       strict: true,
     }));
@@ -153,7 +174,38 @@ function parseOptions(args: string[]): Options {
     data,
     cluster: cluster === undefined ? null : parseCluster(id, cluster),
     secret,
+    peerRoutes: peerRoutesOf(values["peer-route"]),
+    tuning: parseTuning(values),
   };
+}
+
+/** The replication limits among `values`: positive integers, each optional. */
+function parseTuning(values: Record<string, string | undefined>): RaftOptionsConfig {
+  const tuning: Record<string, number> = {};
+  const flags = {
+    "max-inflight": "maxInflight",
+    "max-batch-entries": "maxBatchEntries",
+    "max-batch-bytes": "maxBatchBytes",
+  } as const;
+  for (const [flag, key] of Object.entries(flags)) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) {
+      usage(`--${flag} ${raw}: expected a positive integer`);
+    }
+    tuning[key] = n;
+  }
+  return tuning;
+}
+
+function peerRoutesOf(list: string | undefined): PeerRoutes {
+  if (list === undefined) return {};
+  try {
+    return parsePeerRoutes(list);
+  } catch (error) {
+    usage(`--peer-route: ${(error as Error).message}`);
+  }
 }
 
 /** `n1=http://127.0.0.1:7001,n2=…` → { n1: "http://127.0.0.1:7001", … }, checked. */

@@ -1,0 +1,327 @@
+/**
+ * The clusters the cluster benchmark drives, as real processes on 127.0.0.1 with their data in a
+ * temporary directory: Keel's example service (examples/kv/main.ts on the runtime running the
+ * benchmark) and etcd (the `etcd` binary on PATH). Each waits for a leader every node agrees on
+ * and says which node to drive.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { scriptCommand } from "../examples/kv/runtime.ts";
+import type { WriteTarget } from "./load.ts";
+import { peakRssMiB } from "./procstat.ts";
+
+const HOST = "127.0.0.1";
+/** Bound of every wait for a cluster to form or stop. */
+const WAIT_MS = 30_000;
+const POLL_MS = 50;
+
+export interface ClusterNode {
+  readonly id: string;
+  readonly pid: number;
+  readonly url: string;
+}
+
+export interface RunningCluster {
+  readonly system: "keel" | "etcd";
+  readonly nodes: readonly ClusterNode[];
+  /** The node the load goes to (the leader) and how to write to it. */
+  readonly leader: ClusterNode;
+  readonly target: WriteTarget;
+  /** Peak resident memory of each node so far, MiB, by node id. */
+  peakRssMiB(): Record<string, number>;
+  /** Fails if a node exited; its stderr tail in the message. */
+  check(): void;
+  stop(): Promise<void>;
+}
+
+/** Replication limits passed to every Keel node (`--max-inflight` …); unset: the defaults. */
+export interface KeelTuning {
+  readonly maxInflight?: number;
+  readonly maxBatchEntries?: number;
+  readonly maxBatchBytes?: number;
+}
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+
+/** A port that was free a moment ago: bind port 0, read it, close. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Child {
+  readonly id: string;
+  readonly process: ChildProcess;
+  readonly exited: Promise<void>;
+  /** The last lines of its stderr, for an error message. */
+  tail: string;
+}
+
+function start(id: string, command: string, args: readonly string[]): Child {
+  const proc = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const child: Child = {
+    id,
+    process: proc,
+    exited: new Promise((resolve) => {
+      proc.once("exit", () => resolve());
+      proc.once("error", (error) => {
+        child.tail += `spawn ${command} failed: ${error.message}\n`;
+        resolve();
+      });
+    }),
+    tail: "",
+  };
+  proc.stderr?.setEncoding("utf8");
+  proc.stderr?.on("data", (chunk: string) => {
+    child.tail = (child.tail + chunk).slice(-4000);
+  });
+  return child;
+}
+
+function running(child: Child): boolean {
+  return child.process.exitCode === null && child.process.signalCode === null;
+}
+
+async function stopAll(children: readonly Child[], dir: string): Promise<void> {
+  await Promise.all(
+    children.map(async (c) => {
+      if (!running(c)) return;
+      c.process.kill("SIGTERM");
+      const timer = setTimeout(() => c.process.kill("SIGKILL"), 10_000);
+      await c.exited;
+      clearTimeout(timer);
+    }),
+  );
+  await rm(dir, { recursive: true, force: true });
+}
+
+function checkAll(system: string, children: readonly Child[]): void {
+  for (const c of children) {
+    if (!running(c)) {
+      const how = c.process.exitCode ?? c.process.signalCode;
+      throw new Error(`${system} ${c.id} exited (${how}); its stderr ends with:\n${c.tail}`);
+    }
+  }
+}
+
+/** Polls `probe` until it returns a value; fails after WAIT_MS or when a node exits. */
+async function until<T>(
+  what: string,
+  children: readonly Child[],
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = performance.now() + WAIT_MS;
+  for (;;) {
+    checkAll(what, children);
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${WAIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+async function json<T>(url: string, init?: RequestInit): Promise<T | undefined> {
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(2000) });
+  if (!response.ok) {
+    await response.body?.cancel();
+    return undefined;
+  }
+  return (await response.json()) as T;
+}
+
+function cluster(
+  system: "keel" | "etcd",
+  children: readonly Child[],
+  nodes: readonly ClusterNode[],
+  leader: ClusterNode,
+  target: WriteTarget,
+  dir: string,
+): RunningCluster {
+  let stopped: Promise<void> | null = null;
+  const peaks: Record<string, number> = {};
+  return {
+    system,
+    nodes,
+    leader,
+    target,
+    peakRssMiB() {
+      for (const n of nodes) {
+        const peak = peakRssMiB(n.pid);
+        // Keep the last reading of a node that has exited.
+        if (!Number.isNaN(peak)) peaks[n.id] = peak;
+      }
+      return { ...peaks };
+    },
+    check: () => checkAll(system, children),
+    stop() {
+      stopped ??= stopAll(children, dir);
+      return stopped;
+    },
+  };
+}
+
+/** Keel's example service on `size` nodes, SQLite with synchronous=FULL (its default). */
+export async function startKeel(size: number, tuning: KeelTuning = {}): Promise<RunningCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "keel-bench-"));
+  const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+  const ports: number[] = [];
+  for (const _ of ids) ports.push(await freePort());
+  const urls = ports.map((p) => `http://${HOST}:${p}`);
+  const members = ids.map((id, i) => `${id}=${urls[i]}`).join(",");
+  const flags: string[] = [];
+  if (tuning.maxInflight !== undefined) flags.push("--max-inflight", String(tuning.maxInflight));
+  if (tuning.maxBatchEntries !== undefined) {
+    flags.push("--max-batch-entries", String(tuning.maxBatchEntries));
+  }
+  if (tuning.maxBatchBytes !== undefined) {
+    flags.push("--max-batch-bytes", String(tuning.maxBatchBytes));
+  }
+  const main = join(root, "examples", "kv", "main.ts");
+  const { command, args } = scriptCommand(main);
+  const children = ids.map((id, i) =>
+    start(id, command, [
+      ...args,
+      ...["--id", id, "--listen", `${HOST}:${ports[i]}`, "--data", join(dir, id)],
+      ...["--cluster", members, ...flags],
+    ]),
+  );
+  try {
+    interface Status {
+      id: string;
+      role: string;
+      term: number;
+      leader: string | null;
+      commitIndex: number;
+      lastApplied: number;
+    }
+    const leaderId = await until(`a Keel leader among ${size} nodes`, children, async () => {
+      const all = await Promise.all(urls.map((u) => json<Status>(`${u}/status`)));
+      const leader = all.find((s) => s?.role === "leader");
+      if (leader === undefined) return undefined;
+      const agreed = all.every(
+        (s) =>
+          s !== undefined &&
+          s.leader === leader.id &&
+          s.term === leader.term &&
+          s.lastApplied >= leader.commitIndex,
+      );
+      return agreed && leader.commitIndex > 0 ? leader.id : undefined;
+    });
+    const nodes = ids.map((id, i) => ({
+      id,
+      pid: children[i]?.process.pid ?? 0,
+      url: urls[i] as string,
+    }));
+    const leader = nodes.find((n) => n.id === leaderId) as ClusterNode;
+    const target: WriteTarget = {
+      name: "keel",
+      url: leader.url,
+      method: "PUT",
+      headers: { "content-type": "text/plain" },
+      request: (key, value) => ({ path: `/kv/${key}`, body: value }),
+    };
+    return cluster("keel", children, nodes, leader, target, dir);
+  } catch (error) {
+    await stopAll(children, dir);
+    throw error;
+  }
+}
+
+/** The etcd binary's version line, or null when `etcd` is not on PATH. */
+export function etcdVersion(): string | null {
+  try {
+    const result = spawnSync("etcd", ["--version"], { encoding: "utf8", timeout: 10_000 });
+    if (result.status !== 0) return null;
+    return /etcd Version: (\S+)/.exec(result.stdout)?.[1] ?? "unknown";
+  } catch {
+    return null;
+  }
+}
+
+export const ETCD_INSTALL_HINT =
+  "etcd is not on PATH: install Debian's etcd 3.4 with `sudo apt-get install -y etcd-server` " +
+  "(the package starts a system service you may stop: `sudo systemctl disable --now etcd`)";
+
+/**
+ * etcd on `size` nodes with its default durability (fsync of the WAL before a commit), driven
+ * through its v3 JSON gateway (`POST /v3/kv/put`, base64 key and value) on the leader.
+ */
+export async function startEtcd(size: number): Promise<RunningCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "etcd-bench-"));
+  const ids = Array.from({ length: size }, (_, i) => `e${i + 1}`);
+  const clientPorts: number[] = [];
+  const peerPorts: number[] = [];
+  for (const _ of ids) {
+    clientPorts.push(await freePort());
+    peerPorts.push(await freePort());
+  }
+  const urls = clientPorts.map((p) => `http://${HOST}:${p}`);
+  const peers = peerPorts.map((p) => `http://${HOST}:${p}`);
+  const initial = ids.map((id, i) => `${id}=${peers[i]}`).join(",");
+  const children = ids.map((id, i) =>
+    start(id, "etcd", [
+      ...["--name", id, "--data-dir", join(dir, id)],
+      ...["--listen-client-urls", urls[i] as string, "--advertise-client-urls", urls[i] as string],
+      ...["--listen-peer-urls", peers[i] as string],
+      ...["--initial-advertise-peer-urls", peers[i] as string],
+      ...["--initial-cluster", initial, "--initial-cluster-state", "new"],
+      ...["--initial-cluster-token", `bench-${process.pid}`],
+      ...["--logger", "zap", "--log-level", "error"],
+    ]),
+  );
+  try {
+    interface EtcdStatus {
+      header: { member_id: string };
+      leader: string;
+    }
+    const leaderIndex = await until(`an etcd leader among ${size} nodes`, children, async () => {
+      const all = await Promise.all(
+        urls.map((u) =>
+          json<EtcdStatus>(`${u}/v3/maintenance/status`, { method: "POST", body: "{}" }),
+        ),
+      );
+      const leader = all[0]?.leader;
+      if (leader === undefined || leader === "0") return undefined;
+      if (!all.every((s) => s?.leader === leader)) return undefined;
+      const index = all.findIndex((s) => s?.header.member_id === leader);
+      return index >= 0 ? index : undefined;
+    });
+    const nodes = ids.map((id, i) => ({
+      id,
+      pid: children[i]?.process.pid ?? 0,
+      url: urls[i] as string,
+    }));
+    const leader = nodes[leaderIndex] as ClusterNode;
+    const base64 = (s: string) => Buffer.from(s).toString("base64");
+    const target: WriteTarget = {
+      name: "etcd",
+      url: leader.url,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      request: (key, value) => ({
+        path: "/v3/kv/put",
+        body: `{"key":"${base64(key)}","value":"${base64(value)}"}`,
+      }),
+    };
+    return cluster("etcd", children, nodes, leader, target, dir);
+  } catch (error) {
+    await stopAll(children, dir);
+    throw error;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * CPU time and memory of other processes, read from Linux's /proc: what each node of a cluster
+ * spent during a measuring window, and its peak resident memory.
+ */
+import { readFileSync } from "node:fs";
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ: 100 on every Linux we run). */
+const TICKS_PER_SECOND = 100;
+
+export interface CpuSample {
+  /** User + system CPU time of the process (all threads), seconds; NaN when unreadable. */
+  readonly cpuSeconds: number;
+  /** Wall time of the sample (performance.now(), ms). */
+  readonly at: number;
+}
+
+export function cpuSample(pid: number): CpuSample {
+  const at = performance.now();
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after "(comm) ".
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return { cpuSeconds: ticks / TICKS_PER_SECOND, at };
+  } catch {
+    return { cpuSeconds: Number.NaN, at };
+  }
+}
+
+/** CPU used between two samples, in percent of one core. */
+export function cpuPercent(from: CpuSample, to: CpuSample): number {
+  const wall = (to.at - from.at) / 1000;
+  return wall > 0 ? ((to.cpuSeconds - from.cpuSeconds) / wall) * 100 : Number.NaN;
+}
+
+/** Peak resident memory (VmHWM) in MiB; NaN when unreadable (not Linux, or exited). */
+export function peakRssMiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+    return match ? Number(match[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
