@@ -16,6 +16,11 @@ export interface RaftMetrics {
   readonly lastLogIndex: number;
   readonly commitIndex: number;
   readonly lastApplied: number;
+  /** The latest snapshot's last included entry ((0, 0) without one). */
+  readonly snapshotIndex: number;
+  readonly snapshotTerm: number;
+  /** The first entry the LogStore holds (snapshotIndex + 1 or lower: trailing entries). */
+  readonly firstLogIndex: number;
   readonly membership: Membership;
   /** On the leader: every other member's replication progress. Empty elsewhere. */
   readonly replication: Readonly<Record<NodeId, ReplicationMetrics>>;
@@ -86,6 +91,8 @@ function sameMetrics(a: RaftMetrics, b: RaftMetrics): boolean {
     a.lastLogIndex !== b.lastLogIndex ||
     a.commitIndex !== b.commitIndex ||
     a.lastApplied !== b.lastApplied ||
+    a.snapshotIndex !== b.snapshotIndex ||
+    a.firstLogIndex !== b.firstLogIndex ||
     a.membership !== b.membership ||
     a.stopped !== b.stopped
   ) {

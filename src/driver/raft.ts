@@ -23,8 +23,16 @@ import type {
   NodeId,
   TimerName,
 } from "../core/types.ts";
-import type { Network, RequestMessage, ResponseMessage, RpcHandler } from "../net/network.ts";
+import type {
+  Network,
+  RequestMessage,
+  ResponseMessage,
+  RpcHandler,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "../net/network.ts";
 import type { LogStore } from "../storage/log-store.ts";
+import type { SnapshotMeta, SnapshotStore } from "../storage/snapshot-store.ts";
 import {
   AdminError,
   BackpressureError,
@@ -38,6 +46,13 @@ import {
 } from "./errors.ts";
 import { type LogFields, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { MetricsHub, type RaftMetrics, type ReplicationMetrics } from "./metrics.ts";
+import {
+  type ReceivedSnapshot,
+  SnapshotReceiver,
+  SnapshotSenders,
+  SnapshotSlot,
+  type TransferHost,
+} from "./snapshot-transfer.ts";
 import { ApplyFailure, type ApplyResponse, type StateMachine } from "./state-machine.ts";
 import { WriteBatch } from "./write-batch.ts";
 
@@ -61,6 +76,8 @@ export interface DriverConfig {
   readonly leaseClockDrift: number;
   /** Default timeout of `addLearner`, `changeMembership` and `transferLeadership`. */
   readonly adminTimeoutMs: number;
+  /** Largest snapshot data per chunk streamed to a follower (default 1 MiB). */
+  readonly snapshotChunkBytes: number;
 }
 
 export type RaftOptionsConfig = Partial<RaftConfig & DriverConfig>;
@@ -71,6 +88,12 @@ export interface RaftOptions {
   readonly logStore: LogStore;
   readonly stateMachine: StateMachine;
   readonly network: Network;
+  /**
+   * Where snapshots are kept (`SqliteLogStore.snapshots`, or a MemorySnapshotStore); the state
+   * machine must then implement `snapshot` and `restore`. Without it the node never compacts
+   * its log (snapshotThreshold is 0) and cannot receive a leader's snapshot.
+   */
+  readonly snapshotStore?: SnapshotStore;
   readonly logger?: Logger;
   /** Seed of the core's election jitter (default: derived from the id). */
   readonly seed?: number;
@@ -133,17 +156,46 @@ interface PendingAdmin {
   readonly reject: (error: Error) => void;
 }
 
+type Reply = (response: Message | null) => void;
+
 interface QueuedInput {
   readonly input: Input;
   /** For a request from a peer: where its answer goes. */
-  readonly reply?: (response: ResponseMessage | null) => void;
+  readonly reply?: Reply;
 }
 
 interface HeldMessage {
   readonly waitSeq: number;
   readonly message: Message;
-  readonly reply: ((response: ResponseMessage | null) => void) | undefined;
+  readonly reply: Reply | undefined;
 }
+
+/**
+ * A follower's install (docs/core.md rule 10): a storage step, in order with the writes, that
+ * also waits until the state machine has applied everything handed out before it.
+ */
+interface InstallJob {
+  readonly effect: Extract<Effect, { type: "installSnapshot" }>;
+  readonly received: ReceivedSnapshot;
+  /** Resolves when the state machine's queue reaches the install. */
+  readonly machineTurn: Promise<void>;
+  reachMachine: () => void;
+  /** Resolves when the install is done (or failed): the state machine's queue goes on. */
+  readonly done: Promise<void>;
+  finish: () => void;
+}
+
+/** The storage sequence: merged log writes, purges and installs, in emission order. */
+type StorageOp =
+  | { readonly kind: "write"; readonly batch: WriteBatch; readonly seq: number }
+  | { readonly kind: "purge"; readonly upToIndex: number; readonly seq: number }
+  | { readonly kind: "install"; readonly job: InstallJob; readonly seq: number };
+
+/** The state machine's sequence: applies, snapshot builds and installs, in emission order. */
+type MachineOp =
+  | { readonly kind: "apply"; readonly entries: Entry[] }
+  | { readonly kind: "build"; readonly meta: SnapshotMeta }
+  | { readonly kind: "install"; readonly job: InstallJob };
 
 const defaultDriverConfig: DriverConfig = {
   maxPendingWrites: 65536,
@@ -152,15 +204,20 @@ const defaultDriverConfig: DriverConfig = {
   leaseReads: false,
   leaseClockDrift: 0.1,
   adminTimeoutMs: 30_000,
+  snapshotChunkBytes: 1 << 20,
 };
+
+/** Failed chunks in a row after which a snapshot stream gives up (the core retries it). */
+const SNAPSHOT_MAX_ATTEMPTS = 8;
 
 const DEFAULT_MAX_LAG = 100;
 
-const responseTypeOf: Record<RequestMessage["type"], ResponseMessage["type"] | null> = {
+const responseTypeOf: Partial<Record<Message["type"], Message["type"] | null>> = {
   appendEntries: "appendEntriesResponse",
   heartbeat: "heartbeatResponse",
   requestVote: "requestVoteResponse",
   timeoutNow: null,
+  installSnapshot: "installSnapshotResponse",
 };
 
 /** A settled promise: `then` on it queues a microtask (cheaper than queueMicrotask on Node). */
@@ -173,6 +230,7 @@ export class Raft implements RpcHandler {
   readonly #store: LogStore;
   readonly #machine: StateMachine;
   readonly #network: Network;
+  readonly #snapshots: SnapshotStore | null;
   readonly #logger: Logger;
   readonly #seed: number | undefined;
   #state: RaftState;
@@ -212,11 +270,21 @@ export class Raft implements RpcHandler {
   #durableSeq = 0;
   #writing: Promise<void> | null = null;
   #held: HeldMessage[] = [];
+  /** Storage steps waiting behind the one in flight (the collecting #batch comes after them). */
+  #storageOps: StorageOp[] = [];
+  /** The LogStore's purge point: the log starts after it. */
+  #purgedIndex = 0;
 
-  // State machine: one apply in flight.
-  #applyQueue: Entry[][] = [];
+  // State machine: one operation in flight.
+  #machineOps: MachineOp[] = [];
   #applying: Promise<void> | null = null;
   #lastApplied = 0;
+
+  // Snapshots (§7): local builds, streams to followers, transfers from the leader.
+  readonly #slot = new SnapshotSlot();
+  readonly #senders: SnapshotSenders | null = null;
+  readonly #receiver: SnapshotReceiver | null = null;
+  #building: Promise<void> | null = null;
 
   readonly #timers: Record<TimerName, ReturnType<typeof setTimeout> | undefined> = {
     election: undefined,
@@ -241,8 +309,16 @@ export class Raft implements RpcHandler {
       leaseReads,
       leaseClockDrift,
       adminTimeoutMs,
-      ...core
+      snapshotChunkBytes,
+      ...given
     } = options.config ?? {};
+    this.#snapshots = options.snapshotStore ?? null;
+    const machine = options.stateMachine;
+    if (this.#snapshots && !(machine.snapshot && machine.restore)) {
+      throw new TypeError("a snapshotStore needs a state machine with snapshot() and restore()");
+    }
+    // Without a snapshot store the log is never compacted.
+    const core = this.#snapshots ? given : { ...given, snapshotThreshold: 0 };
     this.#config = {
       ...resolveConfig(core),
       ...defaultDriverConfig,
@@ -253,8 +329,13 @@ export class Raft implements RpcHandler {
         leaseReads,
         leaseClockDrift,
         adminTimeoutMs,
+        snapshotChunkBytes,
       }),
     };
+    const chunkBytes = this.#config.snapshotChunkBytes;
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0) {
+      throw new RangeError("config.snapshotChunkBytes must be a positive integer");
+    }
     if (this.#config.leaseReads && !this.#config.checkQuorum) {
       throw new RangeError("config.leaseReads needs config.checkQuorum");
     }
@@ -267,6 +348,11 @@ export class Raft implements RpcHandler {
     this.#network = options.network;
     this.#logger = options.logger ?? silentLogger;
     this.#seed = options.seed;
+    if (this.#snapshots) {
+      const host = this.#transferHost(this.#snapshots);
+      this.#senders = new SnapshotSenders(host);
+      this.#receiver = new SnapshotReceiver(host);
+    }
     this.#state = createState({ id: this.id, config: core, seed: this.#seed });
     this.metrics = new MetricsHub(this.#snapshotMetrics());
     this.closed = new Promise((resolve) => {
@@ -278,26 +364,68 @@ export class Raft implements RpcHandler {
   async start(): Promise<void> {
     if (this.#started) throw new Error("start() was already called");
     this.#started = true;
-    const stored = await this.#store.load();
-    const applied = Math.max(await this.#machine.lastApplied(), stored.snapshotIndex);
+    let stored = await this.#store.load();
+    // The snapshot and the log combine as src/storage/snapshot-store.ts's header says.
+    const snapshot = this.#snapshots ? await this.#snapshots.current() : null;
+    let baseIndex = stored.snapshotIndex;
+    let baseTerm = stored.snapshotTerm;
+    let memberships = stored.memberships;
+    if (snapshot) {
+      const { meta } = snapshot;
+      if (meta.index < stored.snapshotIndex) {
+        throw new Error(
+          `the log is purged up to ${stored.snapshotIndex}, past the snapshot's ${meta.index}`,
+        );
+      }
+      if (meta.index > stored.snapshotIndex) {
+        // A crash between an install's commit and its log change: the log must follow the
+        // snapshot's last entry, or be discarded (§7).
+        const held =
+          meta.index <= stored.lastIndex
+            ? (await this.#store.entries(meta.index, meta.index))[0]?.term
+            : undefined;
+        if (held !== meta.term) {
+          await this.#store.reset(meta.index, meta.term);
+          stored = await this.#store.load();
+        }
+      } else if (stored.snapshotTerm !== meta.term) {
+        throw new Error(`the log and the snapshot disagree on the term of ${meta.index}`);
+      }
+      baseIndex = meta.index;
+      baseTerm = meta.term;
+      memberships = [
+        { index: meta.index, membership: meta.membership },
+        ...stored.memberships.filter((m) => m.index > meta.index),
+      ];
+    }
+    this.#purgedIndex = stored.snapshotIndex;
+    let applied = await this.#machine.lastApplied();
+    if (snapshot && applied < snapshot.meta.index) {
+      await this.#restore(snapshot.meta);
+      applied = snapshot.meta.index;
+    }
+    if (applied < baseIndex) {
+      throw new Error(
+        `the log starts after ${baseIndex}, the state machine applied only ${applied} and no snapshot covers the gap`,
+      );
+    }
     if (applied > stored.lastIndex) {
       throw new Error(
         `state machine applied ${applied}, past the log's last index ${stored.lastIndex}`,
       );
     }
     // The core needs every entry the state machine has not applied, and the term of the one before.
-    const tail =
-      applied < stored.lastIndex || applied > stored.snapshotIndex
-        ? await this.#store.entries(Math.max(applied, stored.snapshotIndex + 1), stored.lastIndex)
-        : [];
-    let prevIndex = stored.snapshotIndex;
-    let prevTerm = stored.snapshotTerm;
-    let entries: Entry[] = tail;
-    if (applied > stored.snapshotIndex) {
+    let prevIndex = baseIndex;
+    let prevTerm = baseTerm;
+    let entries: Entry[] = [];
+    if (applied > baseIndex) {
+      const tail = await this.#store.entries(applied, stored.lastIndex);
       const prev = tail[0] as Entry;
       prevIndex = prev.index;
       prevTerm = prev.term;
       entries = tail.slice(1);
+    } else if (stored.lastIndex > baseIndex) {
+      entries = await this.#store.entries(baseIndex + 1, stored.lastIndex);
     }
     this.#lastApplied = applied;
     this.#state = createState({
@@ -306,18 +434,26 @@ export class Raft implements RpcHandler {
       seed: this.#seed,
       restored: {
         hardState: stored.hardState,
-        snapshotIndex: stored.snapshotIndex,
-        snapshotTerm: stored.snapshotTerm,
+        snapshotIndex: baseIndex,
+        snapshotTerm: baseTerm,
         prevIndex,
         prevTerm,
         entries,
-        memberships: stored.memberships,
+        memberships,
         appliedIndex: applied,
       },
     });
     this.#loaded = true;
-    this.#log("info", "started", { lastIndex: stored.lastIndex, applied });
+    this.#log("info", "started", { lastIndex: stored.lastIndex, applied, snapshot: baseIndex });
+    this.#publishMetrics();
     this.#enqueue({ input: { type: "start" } });
+  }
+
+  /** Replaces the state machine's state with the current snapshot `meta`. */
+  async #restore(meta: SnapshotMeta): Promise<void> {
+    const store = this.#snapshots as SnapshotStore;
+    const restore = this.#machine.restore as NonNullable<StateMachine["restore"]>;
+    await restore.call(this.#machine, meta, store.read(meta));
   }
 
   /**
@@ -726,8 +862,96 @@ export class Raft implements RpcHandler {
         reject(new Error(`message for ${message.to} delivered to ${this.id}`));
         return;
       }
-      this.#enqueue({ input: { type: "message", message }, reply: resolve });
+      this.#enqueue({
+        input: { type: "message", message },
+        reply: (response) => resolve(response as ResponseMessage | null),
+      });
     });
+  }
+
+  /**
+   * Takes a snapshot of what the state machine has applied so far (§7) and resolves with its
+   * index once it is durable (the log is then purged up to it, less snapshotTrailingEntries).
+   * Works on any member. Resolves with the current snapshot's index when nothing was applied
+   * since it (0: nothing to snapshot). Rejects without a snapshotStore, with AdminError
+   * `timeout` (default config.adminTimeoutMs), ShutdownError or FatalError.
+   */
+  triggerSnapshot(options: { timeoutMs?: number } = {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (!this.#checkRunning(reject)) return;
+      if (!this.#snapshots) {
+        reject(new Error("snapshots are off: give Raft a snapshotStore"));
+        return;
+      }
+      const requestId = this.#nextRequestId++;
+      const timeoutMs = options.timeoutMs ?? this.#config.adminTimeoutMs;
+      this.#triggers.set(requestId, (index) => {
+        if (index === 0) {
+          resolve(0);
+          return;
+        }
+        this.#watch("the snapshot", timeoutMs, () =>
+          this.#state.log.snapshotIndex >= index ? index : undefined,
+        ).then(resolve, reject);
+      });
+      this.#enqueue({ input: { type: "triggerSnapshot", requestId } });
+    });
+  }
+  /** triggerSnapshot requests in the core, answered by snapshotTriggered. */
+  readonly #triggers = new Map<number, (index: number) => void>();
+
+  /**
+   * RPC entry point for a snapshot chunk from the leader (see RpcHandler): written aside
+   * durably, answered with the bytes held; the last one is answered once the install is
+   * durable. Rejects on a node without a snapshotStore, and for a chunk addressed elsewhere.
+   */
+  handleSnapshotChunk(chunk: SnapshotChunk): Promise<SnapshotChunkResponse> {
+    return new Promise((resolve, reject) => {
+      if (!this.#checkRunning(reject)) return;
+      if (!this.#receiver) {
+        reject(new Error(`${this.id} takes no snapshots (it has no snapshotStore)`));
+        return;
+      }
+      const { snapshot, offset, data } = chunk;
+      if (snapshot.to !== this.id) {
+        reject(new Error(`snapshot chunk for ${snapshot.to} delivered to ${this.id}`));
+        return;
+      }
+      if (!Number.isSafeInteger(offset) || offset < 0 || !(data instanceof Uint8Array)) {
+        reject(new RangeError("snapshot chunk: offset must be a non-negative integer, data bytes"));
+        return;
+      }
+      this.#receiver.handle(chunk).then(resolve, reject);
+    });
+  }
+
+  /** The driver seen by the snapshot streams. */
+  #transferHost(store: SnapshotStore): TransferHost {
+    return {
+      id: this.id,
+      store,
+      network: this.#network,
+      slot: this.#slot,
+      chunkBytes: this.#config.snapshotChunkBytes,
+      rpcTimeoutMs: this.#config.rpcTimeoutMs,
+      retryMinMs: this.#config.heartbeatIntervalMs,
+      retryMaxMs: this.#config.electionTimeoutMaxMs,
+      maxAttempts: SNAPSHOT_MAX_ATTEMPTS,
+      term: () => this.#state.term,
+      role: () => this.#state.role,
+      stopped: () => this.#stopped,
+      addressOf: (peer) => this.#addressOf(peer),
+      step: (input) => {
+        if (!this.#stopped) this.#enqueue({ input });
+      },
+      stepMessage: (message) =>
+        new Promise((resolve) => {
+          if (this.#stopped) resolve(null);
+          else this.#enqueue({ input: { type: "message", message }, reply: resolve });
+        }),
+      fail: (what, error) => this.#stop(new FatalError(what, { cause: error })),
+      debug: (message, fields) => this.#log("debug", message, fields),
+    };
   }
 
   /** The core's current state (read-only; for tests, metrics and debugging). */
@@ -772,7 +996,7 @@ export class Raft implements RpcHandler {
       this.#reads = [];
     }
     const effects: Effect[] = [];
-    const replies: { effect: Effect | null; reply: (r: ResponseMessage | null) => void }[] = [];
+    const replies: { effect: Effect | null; reply: Reply }[] = [];
     try {
       for (const { input, reply } of queue) {
         const result = step(this.#state, input);
@@ -823,9 +1047,9 @@ export class Raft implements RpcHandler {
 
   #execute(
     effects: readonly Effect[],
-    replies: readonly { effect: Effect | null; reply: (r: ResponseMessage | null) => void }[],
+    replies: readonly { effect: Effect | null; reply: Reply }[],
   ): void {
-    const replyOf = new Map<Effect, (r: ResponseMessage | null) => void>();
+    const replyOf = new Map<Effect, Reply>();
     for (const { effect, reply } of replies) {
       if (effect) replyOf.set(effect, reply);
       else reply(null);
@@ -849,14 +1073,14 @@ export class Raft implements RpcHandler {
           if (effect.afterPersist && this.#issuedSeq > this.#durableSeq) {
             this.#held.push({ waitSeq: this.#issuedSeq, message: effect.message, reply });
           } else if (reply) {
-            reply(effect.message as ResponseMessage);
-          } else {
+            reply(effect.message);
+          } else if (effect.message.type !== "installSnapshotResponse") {
             queueMessage(outbox, effect.message);
           }
           break;
         }
         case "apply":
-          this.#applyQueue.push(effect.entries as Entry[]);
+          this.#machineOps.push({ kind: "apply", entries: effect.entries as Entry[] });
           break;
         case "armTimer":
           armed.set(effect.timer, effect);
@@ -907,14 +1131,33 @@ export class Raft implements RpcHandler {
         case "roleChanged":
           this.#log("info", "role changed", { leader: effect.leaderId });
           break;
-        case "buildSnapshot":
-        case "snapshotTriggered":
+        case "buildSnapshot": {
+          const { index, term, membership } = effect;
+          this.#machineOps.push({ kind: "build", meta: { index, term, membership } });
+          break;
+        }
+        case "snapshotTriggered": {
+          const answer = this.#triggers.get(effect.requestId);
+          this.#triggers.delete(effect.requestId);
+          answer?.(effect.index);
+          break;
+        }
         case "purgeLog":
+          this.#sealBatch();
+          this.#storageOps.push({
+            kind: "purge",
+            upToIndex: effect.upToIndex,
+            seq: ++this.#issuedSeq,
+          });
+          break;
         case "sendSnapshot":
+          this.#senders?.start(effect.peer, effect.index, effect.term);
+          break;
         case "cancelSnapshot":
+          this.#senders?.cancel(effect.peer);
+          break;
         case "installSnapshot":
-          // Snapshots are not driven yet (issue 6): the core then never purges, so the log
-          // stays whole and followers catch up from it.
+          this.#scheduleInstall(effect);
           break;
         default:
           assertNever(effect);
@@ -978,29 +1221,111 @@ export class Raft implements RpcHandler {
   // -------------------------------------------------------------------------------------------
   // Storage.
 
-  #flushWrites(): void {
-    if (this.#writing || this.#batch.empty || this.#stopped) return;
-    const batch = this.#batch;
-    const seq = this.#issuedSeq;
+  /** Ends the collecting batch: a purge or an install goes after it, not into it. */
+  #sealBatch(): void {
+    if (this.#batch.empty) return;
+    this.#storageOps.push({ kind: "write", batch: this.#batch, seq: this.#issuedSeq });
     this.#batch = new WriteBatch();
-    this.#writing = this.#store.write(batch.toWrite()).then(
+  }
+
+  /** Runs the next storage step; the batch collects meanwhile (group commit). */
+  #flushWrites(): void {
+    if (this.#writing || this.#stopped) return;
+    if (this.#storageOps.length === 0) this.#sealBatch();
+    const op = this.#storageOps.shift();
+    if (!op) return;
+    this.#writing = this.#runStorage(op).then(
       () => {
         this.#writing = null;
         if (this.#stopped) return;
-        this.#durableSeq = seq;
-        const last = batch.entries[batch.entries.length - 1];
-        if (last) {
-          const { index, term } = last;
-          this.#enqueue({ input: { type: "persisted", index, term, epoch: batch.epoch } });
+        this.#durableSeq = op.seq;
+        if (op.kind === "write") {
+          const last = op.batch.entries[op.batch.entries.length - 1];
+          if (last) {
+            const { index, term } = last;
+            this.#enqueue({ input: { type: "persisted", index, term, epoch: op.batch.epoch } });
+          }
+        } else if (op.kind === "install") {
+          const { index, term } = op.job.effect;
+          this.#enqueue({ input: { type: "snapshotInstalled", index, term } });
         }
         this.#releaseHeld();
         this.#flushWrites();
       },
       (error: unknown) => {
         this.#writing = null;
-        this.#stop(new FatalError("log store write failed", { cause: error }));
+        if (op.kind === "install") op.job.finish();
+        const what = op.kind === "install" ? "snapshot install failed" : "log store write failed";
+        this.#stop(error instanceof FatalError ? error : new FatalError(what, { cause: error }));
       },
     );
+  }
+
+  /** Not async: a log write costs no extra turn of the microtask queue. */
+  #runStorage(op: StorageOp): Promise<void> {
+    switch (op.kind) {
+      case "write":
+        return this.#store.write(op.batch.toWrite());
+      case "purge":
+        return this.#store.purge(op.upToIndex).then(() => {
+          this.#purgedIndex = Math.max(this.#purgedIndex, op.upToIndex);
+        });
+      case "install":
+        return this.#install(op.job);
+    }
+  }
+
+  /** Queues an install in both sequences: storage (here) and the state machine's. */
+  #scheduleInstall(effect: Extract<Effect, { type: "installSnapshot" }>): void {
+    const received = this.#receiver?.take(effect.index, effect.term) ?? null;
+    if (!received) {
+      // Only a whole snapshot held aside is ever stepped: a driver bug if not.
+      this.#stop(new FatalError(`install of snapshot ${effect.index}: no snapshot held aside`));
+      return;
+    }
+    let reachMachine = () => {};
+    let finish = () => {};
+    const machineTurn = new Promise<void>((resolve) => {
+      reachMachine = resolve;
+    });
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const job: InstallJob = { effect, received, machineTurn, reachMachine, done, finish };
+    this.#machineOps.push({ kind: "install", job });
+    this.#sealBatch();
+    this.#storageOps.push({ kind: "install", job, seq: ++this.#issuedSeq });
+  }
+
+  /**
+   * Installs a leader's snapshot (docs/core.md rule 10) once every earlier write is durable and
+   * every earlier entry applied: commit the copy aside (the atomic point: a crash before leaves
+   * the previous state, after it start() finishes the install), restore the state machine from
+   * it, then make the log follow it.
+   */
+  async #install(job: InstallJob): Promise<void> {
+    const { effect, received } = job;
+    try {
+      await job.machineTurn;
+      if (this.#stopped) return;
+      await received.writer.commit();
+      try {
+        await this.#restore(received.meta);
+      } catch (error) {
+        throw new FatalError("state machine restore failed", { cause: error });
+      }
+      if (effect.discardLog) {
+        await this.#store.reset(effect.index, effect.term);
+        this.#purgedIndex = effect.index;
+      } else {
+        await this.#store.purge(effect.index);
+        this.#purgedIndex = Math.max(this.#purgedIndex, effect.index);
+      }
+      this.#lastApplied = effect.index;
+      this.#log("info", "snapshot installed", { index: effect.index, term: effect.term });
+    } finally {
+      job.finish();
+    }
   }
 
   /** Messages that waited for durability leave in the order they were emitted. */
@@ -1028,11 +1353,29 @@ export class Raft implements RpcHandler {
   // -------------------------------------------------------------------------------------------
   // The state machine.
 
+  /** Runs the state machine's next step: merged applies, a build's capture, or an install. */
   #flushApplies(): void {
-    if (this.#applying || this.#applyQueue.length === 0 || this.#stopped) return;
+    if (this.#applying || this.#machineOps.length === 0 || this.#stopped) return;
+    const op = this.#machineOps[0] as MachineOp;
+    if (op.kind === "build") {
+      this.#machineOps.shift();
+      this.#applying = this.#capture(op.meta);
+      return;
+    }
+    if (op.kind === "install") {
+      this.#machineOps.shift();
+      op.job.reachMachine();
+      this.#applying = op.job.done.then(() => {
+        this.#applying = null;
+        this.#flushApplies();
+      });
+      return;
+    }
+    let count = 0;
+    while (this.#machineOps[count]?.kind === "apply") count++;
+    const ops = this.#machineOps.splice(0, count) as Extract<MachineOp, { kind: "apply" }>[];
     const entries =
-      this.#applyQueue.length === 1 ? (this.#applyQueue[0] as Entry[]) : this.#applyQueue.flat();
-    this.#applyQueue = [];
+      ops.length === 1 ? (ops[0] as { entries: Entry[] }).entries : ops.flatMap((o) => o.entries);
     this.#applying = (async () => {
       let responses: ApplyResponse[];
       try {
@@ -1055,7 +1398,60 @@ export class Raft implements RpcHandler {
     })();
   }
 
+  /**
+   * A build's turn in the state machine's sequence: the state machine captures its state as of
+   * the build's index (every earlier apply is done, no later one started), then applies go on
+   * while the capture streams into the SnapshotStore.
+   */
+  async #capture(meta: SnapshotMeta): Promise<void> {
+    let source: AsyncIterable<Uint8Array>;
+    try {
+      const snapshot = this.#machine.snapshot as NonNullable<StateMachine["snapshot"]>;
+      source = await snapshot.call(this.#machine);
+    } catch (error) {
+      this.#applying = null;
+      this.#stop(new FatalError("state machine snapshot failed", { cause: error }));
+      return;
+    }
+    this.#applying = null;
+    const previous = this.#building ?? Promise.resolve();
+    this.#building = previous.then(() => this.#build(meta, source));
+    this.#flushApplies();
+  }
+
+  /** Streams a captured state into the SnapshotStore, commits it, then steps snapshotBuilt. */
+  async #build(meta: SnapshotMeta, source: AsyncIterable<Uint8Array>): Promise<void> {
+    const store = this.#snapshots as SnapshotStore;
+    const release = await this.#slot.acquire();
+    let stage = "snapshot store";
+    try {
+      if (this.#stopped) return;
+      // An install overtook this build: its snapshot is newer. The core only needs the report.
+      if (this.#state.log.snapshotIndex < meta.index) {
+        const writer = await this.#slot.beginFresh(store, meta);
+        for await (const chunk of iterate(source, () => (stage = "state machine snapshot"))) {
+          stage = "snapshot store";
+          if (this.#stopped) return;
+          await writer.write(chunk);
+        }
+        stage = "snapshot store";
+        if (this.#stopped) return;
+        await writer.commit();
+        this.#log("info", "snapshot built", { index: meta.index, bytes: writer.offset });
+      }
+      this.#enqueue({ input: { type: "snapshotBuilt", index: meta.index, term: meta.term } });
+    } catch (error) {
+      this.#stop(new FatalError(`${stage} failed`, { cause: error }));
+    } finally {
+      release();
+    }
+  }
+
   #applied(entries: readonly Entry[], responses: readonly ApplyResponse[]): void {
+    const last = entries[entries.length - 1] as Entry;
+    this.#lastApplied = last.index;
+    // Before the writes resolve: a caller then sees metrics.lastApplied >= its write's index.
+    this.#publishMetrics();
     const queue = this.#acceptedBatches;
     let head = this.#acceptedHead;
     for (let i = 0; i < entries.length; i++) {
@@ -1086,8 +1482,6 @@ export class Raft implements RpcHandler {
     } else {
       this.#acceptedHead = head;
     }
-    const last = entries[entries.length - 1] as Entry;
-    this.#lastApplied = last.index;
     this.#enqueue({ input: { type: "applied", index: last.index } });
     this.#resolveReadsUpTo(last.index);
   }
@@ -1231,13 +1625,22 @@ export class Raft implements RpcHandler {
     const admin = [...this.#admin.values()];
     this.#admin.clear();
     for (const pending of admin) pending.reject(error);
+    const triggers = [...this.#triggers.values()];
+    this.#triggers.clear();
+    // A trigger's answer then waits on a watcher, which the node's stop rejects.
+    for (const answer of triggers) answer(Number.MAX_SAFE_INTEGER);
+    this.#senders?.cancelAll();
+    // An install waiting for its turn in the state machine's queue ends without running.
+    for (const op of this.#machineOps) if (op.kind === "install") op.job.reachMachine();
+    this.#machineOps = [];
+    this.#storageOps = [];
     this.#publishMetrics();
     for (const watcher of [...this.#watchers]) watcher();
     this.#closed(fatal);
   }
 
   async #quiet(): Promise<void> {
-    await Promise.allSettled([this.#writing, this.#applying]);
+    await Promise.allSettled([this.#writing, this.#applying, this.#building]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1261,6 +1664,9 @@ export class Raft implements RpcHandler {
       lastLogIndex: s.log.lastIndex,
       commitIndex: s.commitIndex,
       lastApplied: this.#lastApplied,
+      snapshotIndex: s.log.snapshotIndex,
+      snapshotTerm: s.log.snapshotTerm,
+      firstLogIndex: this.#purgedIndex + 1,
       membership: activeConfig(s.configs).membership,
       replication,
       stopped: this.#stopped,
@@ -1341,6 +1747,20 @@ function definedOnly<T extends object>(values: T): Partial<T> {
   return Object.fromEntries(
     Object.entries(values).filter(([, v]) => v !== undefined),
   ) as Partial<T>;
+}
+
+/** Iterates `source`, calling `pulling` before each pull (to tell its failures apart). */
+async function* iterate(
+  source: AsyncIterable<Uint8Array>,
+  pulling: () => void,
+): AsyncGenerator<Uint8Array> {
+  const iterator = source[Symbol.asyncIterator]();
+  for (;;) {
+    pulling();
+    const next = await iterator.next();
+    if (next.done) return;
+    yield next.value;
+  }
 }
 
 function asError(error: unknown): Error {

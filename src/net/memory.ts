@@ -14,12 +14,21 @@
  *   that retries at once cannot starve the event loop.
  * - A request that arrives is handled even if its caller has given up (a late delivery).
  * - A handler that throws or rejects makes the caller's promise reject with that error.
+ * - Snapshot chunks (`sendSnapshotChunk`) suffer the same faults as messages, plus an optional
+ *   chunk filter (`setChunkFilter`) for failures at a chosen point of a stream.
  * - Without delay faults a request is delivered on the microtask queue. Requests on one link
  *   (sender → receiver) arrive in the order they were sent unless `reorder` is on, with or
  *   without delays: pipelined AppendEntries stay in order.
  */
 import type { Message, NodeId } from "../core/types.ts";
-import type { Network, RequestMessage, ResponseMessage, RpcHandler } from "./network.ts";
+import type {
+  Network,
+  RequestMessage,
+  ResponseMessage,
+  RpcHandler,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "./network.ts";
 
 /** Why a send failed: no answer in time, nobody at the address, or the network was closed. */
 export type NetworkErrorKind = "timeout" | "unreachable" | "closed";
@@ -67,6 +76,12 @@ export interface MemoryNetworkOptions extends NetworkFaults {
 /** Decides the fate of one message (requests and non-null responses): false drops it. */
 export type MessageFilter = (from: NodeId, to: NodeId, message: Message) => boolean;
 
+/** Decides the fate of one snapshot chunk sent from `from` to `to`: false drops it. */
+export type ChunkFilter = (from: NodeId, to: NodeId, chunk: SnapshotChunk) => boolean;
+
+/** What counters are kept for: message types, and snapshot chunks and their answers. */
+export type CounterType = Message["type"] | "snapshotChunk" | "snapshotChunkResponse";
+
 /** Counts for one message type. */
 export interface MessageCounters {
   /** Requests passed to `send`; responses returned by a handler (duplicates' answers excluded). */
@@ -83,12 +98,14 @@ export interface MessageCounters {
   timedOut: number;
 }
 
+type Answer = ResponseMessage | SnapshotChunkResponse | null;
+
 interface Call {
   readonly from: NodeId;
   readonly to: NodeId;
   readonly address: string;
-  readonly message: RequestMessage;
-  readonly resolve: (response: ResponseMessage | null) => void;
+  readonly message: RequestMessage | SnapshotChunk;
+  readonly resolve: (response: Answer) => void;
   readonly reject: (error: unknown) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   settled: boolean;
@@ -119,6 +136,7 @@ export class MemoryNetwork {
   #delayMax = 0;
   #reorder = false;
   #filter: MessageFilter | null = null;
+  #chunkFilter: ChunkFilter | null = null;
 
   readonly #handlers = new Map<string, RpcHandler>();
   readonly #links = new Map<string, Link>();
@@ -161,7 +179,10 @@ export class MemoryNetwork {
   /** The Network a node with id `from` sends through. */
   endpoint(from: NodeId): Network {
     return {
-      send: (to, address, message, timeoutMs) => this.#send(from, to, address, message, timeoutMs),
+      send: (to, address, message, timeoutMs) =>
+        this.#send(from, to, address, message, timeoutMs) as Promise<ResponseMessage | null>,
+      sendSnapshotChunk: (to, address, chunk, timeoutMs) =>
+        this.#send(from, to, address, chunk, timeoutMs) as Promise<SnapshotChunkResponse>,
     };
   }
 
@@ -213,6 +234,14 @@ export class MemoryNetwork {
    */
   setFilter(filter: MessageFilter | null): void {
     this.#filter = filter;
+  }
+
+  /**
+   * Drops every snapshot chunk for which `filter` returns false, on top of the random faults
+   * (the sender's call then times out); null removes it. Answers to chunks are not filtered.
+   */
+  setChunkFilter(filter: ChunkFilter | null): void {
+    this.#chunkFilter = filter;
   }
 
   /**
@@ -269,7 +298,7 @@ export class MemoryNetwork {
   // Observation and teardown
 
   /** The counters of one message type (zeros if none was seen); a live object. */
-  counters(type: Message["type"]): Readonly<MessageCounters> {
+  counters(type: CounterType): Readonly<MessageCounters> {
     return this.#counter(type);
   }
 
@@ -327,9 +356,9 @@ export class MemoryNetwork {
     from: NodeId,
     to: NodeId,
     address: string,
-    message: RequestMessage,
+    message: RequestMessage | SnapshotChunk,
     timeoutMs: number,
-  ): Promise<ResponseMessage | null> {
+  ): Promise<Answer> {
     if (this.#closed) {
       return Promise.reject(new NetworkError("closed", "the network is closed"));
     }
@@ -338,7 +367,7 @@ export class MemoryNetwork {
         new RangeError(`send: timeoutMs ${timeoutMs} is not a positive number`),
       );
     }
-    const counters = this.#counter(message.type);
+    const counters = this.#counter(typeOf(message));
     counters.sent++;
     return new Promise((resolve, reject) => {
       const call: Call = {
@@ -365,7 +394,7 @@ export class MemoryNetwork {
           call,
           new NetworkError(
             "timeout",
-            `${message.type} from ${from} to ${to} got no answer within ${timeoutMs} ms`,
+            `${typeOf(message)} from ${from} to ${to} got no answer within ${timeoutMs} ms`,
           ),
         );
       });
@@ -374,7 +403,11 @@ export class MemoryNetwork {
         counters.blocked++;
         return;
       }
-      if (this.#filter !== null && !this.#filter(from, to, message)) {
+      const kept =
+        "snapshot" in message
+          ? this.#chunkFilter === null || this.#chunkFilter(from, to, message)
+          : this.#filter === null || this.#filter(from, to, message);
+      if (!kept) {
         counters.dropped++;
         return;
       }
@@ -444,18 +477,20 @@ export class MemoryNetwork {
     this.#timers.add(timer);
   }
 
-  #deliver(call: Call, message: RequestMessage, primary: boolean): void {
+  #deliver(call: Call, message: RequestMessage | SnapshotChunk, primary: boolean): void {
     if (this.#closed) return;
-    const counters = this.#counter(message.type);
+    const counters = this.#counter(typeOf(message));
     const handler = this.#handlers.get(call.address);
     if (handler === undefined || !this.canReach(call.from, call.to)) {
       counters.blocked++;
       return;
     }
     counters.delivered++;
-    let answer: Promise<ResponseMessage | null>;
+    let answer: Promise<Answer>;
     try {
-      answer = Promise.resolve(handler.handle(message));
+      answer = Promise.resolve(
+        "snapshot" in message ? handler.handleSnapshotChunk(message) : handler.handle(message),
+      );
     } catch (error) {
       answer = Promise.reject(error);
     }
@@ -469,16 +504,21 @@ export class MemoryNetwork {
     );
   }
 
-  #respond(call: Call, response: ResponseMessage | null): void {
+  #respond(call: Call, response: Answer): void {
     if (this.#closed) return;
-    const counters = response === null ? null : this.#counter(response.type);
+    const counters = response === null ? null : this.#counter(answerType(response));
     if (counters !== null) counters.sent++;
     if (call.settled) return; // the caller gave up: nobody is listening
     if (!this.canReach(call.to, call.from)) {
       if (counters !== null) counters.blocked++;
       return;
     }
-    if (response !== null && this.#filter !== null && !this.#filter(call.to, call.from, response)) {
+    if (
+      response !== null &&
+      "type" in response &&
+      this.#filter !== null &&
+      !this.#filter(call.to, call.from, response)
+    ) {
       (counters as MessageCounters).dropped++;
       return;
     }
@@ -501,7 +541,7 @@ export class MemoryNetwork {
     );
   }
 
-  #resolve(call: Call, response: ResponseMessage | null): boolean {
+  #resolve(call: Call, response: Answer): boolean {
     if (!this.#finish(call)) return false;
     call.resolve(response);
     return true;
@@ -607,6 +647,14 @@ export class MemoryNetwork {
 }
 
 function ignore(): void {}
+
+function typeOf(request: RequestMessage | SnapshotChunk): CounterType {
+  return "snapshot" in request ? "snapshotChunk" : request.type;
+}
+
+function answerType(answer: ResponseMessage | SnapshotChunkResponse): CounterType {
+  return "type" in answer ? answer.type : "snapshotChunkResponse";
+}
 
 /** `then` on it queues a microtask: cheaper than queueMicrotask on Node (no AsyncResource). */
 const resolvedPromise = Promise.resolve();

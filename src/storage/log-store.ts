@@ -44,6 +44,13 @@ export interface LogStore {
   entries(fromIndex: number, toIndex: number): Promise<Entry[]>;
   /** Deletes entries up to and including `upToIndex` (log compaction, after a snapshot). */
   purge(upToIndex: number): Promise<void>;
+  /**
+   * Deletes the whole log: it then starts after (index, term), like a log purged up to an entry
+   * it never held, with no membership entries (a snapshot installed from the leader whose last
+   * entry our log lacks or contradicts, §7 "discard the entire log"; the snapshot carries the
+   * membership). Atomic and durable when it resolves.
+   */
+  reset(index: number, term: number): Promise<void>;
   /** Releases resources; the store is not used afterwards. */
   close(): Promise<void>;
 }

@@ -163,6 +163,19 @@ export class MemoryLogStore implements LogStore {
     }
   }
 
+  /** See {@link LogStore.reset}. Rejects when the store is closed or a failure was injected. */
+  async reset(index: number, term: number): Promise<void> {
+    this.#checkUsable("reset");
+    if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(term) || term < 0) {
+      throw new RangeError(`reset(${index}, ${term}): expected non-negative integers`);
+    }
+    this.#snapshotIndex = index;
+    this.#snapshotTerm = term;
+    this.#log = [];
+    this.#configs = [];
+    this.#purgedConfigs = [];
+  }
+
   /**
    * Marks the store closed: write, entries and purge reject until `load()` reopens it. The data is
    * kept, so a new node can be started on this instance. Never rejects, even after a failure.

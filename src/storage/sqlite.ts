@@ -141,6 +141,8 @@ interface Statements {
   readonly deleteMembershipsFrom: SqliteStatement;
   readonly deleteEntriesTo: SqliteStatement;
   readonly prunePurgedMemberships: SqliteStatement;
+  readonly deleteAllEntries: SqliteStatement;
+  readonly deleteAllMemberships: SqliteStatement;
   readonly selectRange: SqliteStatement;
   readonly selectTerm: SqliteStatement;
   readonly selectMemberships: SqliteStatement;
@@ -341,6 +343,28 @@ export class SqliteLogStore implements LogStore {
   }
 
   /**
+   * See {@link LogStore.reset}: one transaction deletes every entry and membership row and moves
+   * the start of the log. Rejects when the store is closed or failed, and with the driver's
+   * error when the transaction fails.
+   */
+  async reset(index: number, term: number): Promise<void> {
+    this.#checkUsable("reset");
+    if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(term) || term < 0) {
+      throw new RangeError(`reset(${index}, ${term}): expected non-negative integers`);
+    }
+    const sql = this.#sql;
+    this.#transaction(() => {
+      sql.deleteAllEntries.run();
+      sql.deleteAllMemberships.run();
+      sql.setSnapshot.run(index, term);
+    });
+    this.#snapshotIndex = index;
+    this.#snapshotTerm = term;
+    this.#lastIndex = index;
+    this.#lastTerm = term;
+  }
+
+  /**
    * Closes the connection (SQLite checkpoints the WAL into the file); later calls reject. Closing
    * twice does nothing. Rejects only if the driver fails to close (the store is closed anyway).
    */
@@ -445,6 +469,8 @@ function openFile(db: SqliteDatabase, synchronous: SqliteSynchronous): OpenedFil
     deleteEntriesFrom: db.prepare("DELETE FROM log WHERE idx >= ?"),
     deleteMembershipsFrom: db.prepare("DELETE FROM membership WHERE idx >= ?"),
     deleteEntriesTo: db.prepare("DELETE FROM log WHERE idx <= ?"),
+    deleteAllEntries: db.prepare("DELETE FROM log"),
+    deleteAllMemberships: db.prepare("DELETE FROM membership"),
     // Keeps the last two membership entries at or below the purge point, and all after it.
     prunePurgedMemberships: db.prepare(
       "DELETE FROM membership WHERE idx < " +

@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Message, NodeId } from "../../src/core/types.ts";
 import { MemoryNetwork, type MemoryNetworkOptions, NetworkError } from "../../src/net/memory.ts";
-import type { RequestMessage, ResponseMessage, RpcHandler } from "../../src/net/network.ts";
+import type {
+  RequestMessage,
+  ResponseMessage,
+  RpcHandler,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "../../src/net/network.ts";
 
 const address = (id: NodeId) => `mem://${id}`;
 
@@ -51,6 +57,34 @@ class Node implements RpcHandler {
     this.received.push(message);
     return this.answer(message);
   }
+
+  readonly chunks: SnapshotChunk[] = [];
+
+  /** Acknowledges every byte up to the chunk's end. */
+  async handleSnapshotChunk(chunk: SnapshotChunk): Promise<SnapshotChunkResponse> {
+    this.chunks.push(chunk);
+    const { term, from } = chunk.snapshot;
+    return {
+      term,
+      from: this.id,
+      to: from,
+      offset: chunk.offset + chunk.data.length,
+      answer: null,
+    };
+  }
+}
+
+function chunkAt(from: NodeId, to: NodeId, offset: number, length: number): SnapshotChunk {
+  const snapshot = {
+    type: "installSnapshot",
+    term: 1,
+    from,
+    to,
+    lastIncludedIndex: 10,
+    lastIncludedTerm: 1,
+    membership: { voters: [from, to], learners: [], addresses: {} },
+  } as const;
+  return { snapshot, offset, data: new Uint8Array(length), done: false };
 }
 
 function cluster(ids: readonly NodeId[], options: MemoryNetworkOptions = {}) {
@@ -366,5 +400,43 @@ describe("MemoryNetwork timeouts and teardown", () => {
     await assert.rejects(send("a", "b"), isKind("closed"));
     assert.equal(network.pending, 0);
     assert.equal(node("b").received.length, 0, "nothing is delivered after close");
+  });
+});
+
+describe("MemoryNetwork snapshot chunks", () => {
+  it("delivers a chunk to handleSnapshotChunk and returns its answer, counted apart", async () => {
+    const { network, node } = cluster(["a", "b"]);
+    const chunk = chunkAt("a", "b", 100, 50);
+    const answer = await network.endpoint("a").sendSnapshotChunk("b", address("b"), chunk, 1000);
+    assert.equal(answer.offset, 150);
+    assert.equal(node("b").chunks.length, 1);
+    assert.equal(network.counters("snapshotChunk").delivered, 1);
+    assert.equal(network.counters("snapshotChunkResponse").delivered, 1);
+  });
+
+  it("a chunk filter drops chosen chunks: the call times out, the others get through", async () => {
+    const { network, node } = cluster(["a", "b"]);
+    network.setChunkFilter((_from, _to, chunk) => chunk.offset !== 100);
+    const send = (offset: number) =>
+      network.endpoint("a").sendSnapshotChunk("b", address("b"), chunkAt("a", "b", offset, 10), 20);
+    await assert.rejects(send(100), isKind("timeout"));
+    assert.equal((await send(110)).offset, 120);
+    assert.deepEqual(
+      node("b").chunks.map((c) => c.offset),
+      [110],
+    );
+    assert.equal(network.counters("snapshotChunk").dropped, 1);
+    network.close();
+  });
+
+  it("partitions apply to chunks", async () => {
+    const { network, node } = cluster(["a", "b"]);
+    network.isolate("b");
+    const sent = network
+      .endpoint("a")
+      .sendSnapshotChunk("b", address("b"), chunkAt("a", "b", 0, 1), 20);
+    await assert.rejects(sent, isKind("timeout"));
+    assert.equal(node("b").chunks.length, 0);
+    network.close();
   });
 });
