@@ -37,7 +37,11 @@ export { Raft } from "./src/driver/raft.ts";
 export type { ApplyResponse, StateMachine } from "./src/driver/state-machine.ts";
 export { ApplyFailure } from "./src/driver/state-machine.ts";
 export type { RaftRoutesOptions, RaftRpcHandler } from "./src/http/routes.ts";
-export { DEFAULT_MAX_BODY_BYTES, raftRoutes } from "./src/http/routes.ts";
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_SNAPSHOT_CHUNK_BYTES,
+  raftRoutes,
+} from "./src/http/routes.ts";
 export { WireError } from "./src/http/wire-error.ts";
 export type {
   FetchFunction,
@@ -47,7 +51,14 @@ export type {
 } from "./src/net/fetch.ts";
 export { FetchNetwork, TransportError } from "./src/net/fetch.ts";
 export { MemoryNetwork, NetworkError } from "./src/net/memory.ts";
-export type { Network, RequestMessage, ResponseMessage, RpcHandler } from "./src/net/network.ts";
+export type {
+  Network,
+  RequestMessage,
+  ResponseMessage,
+  RpcHandler,
+  SnapshotChunk,
+  SnapshotChunkResponse,
+} from "./src/net/network.ts";
 export type { LogStore, LogWrite, StoredState } from "./src/storage/log-store.ts";
 export { MemoryLogStore } from "./src/storage/memory.ts";
 export type { MemorySnapshotStoreOptions } from "./src/storage/memory-snapshot.ts";
