@@ -1343,10 +1343,21 @@ export class Raft implements RpcHandler {
       for (const m of messages) this.#send(peer, m as RequestMessage);
   }
 
+  /**
+   * Reads entries for a lagging follower. Below the purge point the answer comes back short
+   * (docs/core.md rule 8): the entries still held, or none, and the core sends the snapshot.
+   */
   #loadEntries(peer: NodeId, fromIndex: number, toIndex: number): void {
-    this.#store.entries(fromIndex, toIndex).then(
+    const from = Math.max(fromIndex, this.#purgedIndex + 1);
+    const read = from > toIndex ? Promise.resolve([]) : this.#store.entries(from, toIndex);
+    read.then(
       (entries) => this.#enqueue({ input: { type: "entriesLoaded", peer, entries } }),
-      (error: unknown) => this.#stop(new FatalError("log store read failed", { cause: error })),
+      (error: unknown) => {
+        if (this.#stopped) return;
+        // A purge finished while the read ran: read what is left.
+        if (from <= this.#purgedIndex) this.#loadEntries(peer, fromIndex, toIndex);
+        else this.#stop(new FatalError("log store read failed", { cause: error }));
+      },
     );
   }
 

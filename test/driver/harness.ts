@@ -9,6 +9,8 @@ import {
 } from "../../src/driver/state-machine.ts";
 import { MemoryNetwork } from "../../src/net/memory.ts";
 import { MemoryLogStore } from "../../src/storage/memory.ts";
+import { MemorySnapshotStore } from "../../src/storage/memory-snapshot.ts";
+import type { SnapshotMeta } from "../../src/storage/snapshot-store.ts";
 
 export const testConfig: RaftOptionsConfig = {
   electionTimeoutMinMs: 150,
@@ -54,6 +56,42 @@ export class RecordingStateMachine implements StateMachine {
   lastApplied(): number {
     return 0; // keeps nothing across restarts: the log is replayed
   }
+
+  /** Snapshot indexes this state machine was restored from, in order. */
+  readonly restores: number[] = [];
+  /** Bytes per chunk of `snapshot()`: small, so a snapshot spans many chunks. */
+  snapshotChunkBytes = 64;
+
+  /** The applied commands as JSON lines, captured now, streamed in small chunks. */
+  snapshot(): AsyncIterable<Uint8Array> {
+    const all = encoder.encode(this.applied.map((c) => `${JSON.stringify(c)}\n`).join(""));
+    const size = this.snapshotChunkBytes;
+    return (async function* () {
+      for (let at = 0; at < all.length; at += size) yield all.subarray(at, at + size);
+    })();
+  }
+
+  async restore(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<void> {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of data) parts.push(chunk.slice());
+    const lines = text(concat(parts))
+      .split("\n")
+      .filter((line) => line !== "");
+    this.applied.length = 0;
+    for (const line of lines) this.applied.push(JSON.parse(line) as string);
+    this.lastIndex = meta.index;
+    this.restores.push(meta.index);
+  }
+}
+
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 export interface TestNode {
@@ -62,6 +100,16 @@ export interface TestNode {
   raft: Raft;
   store: MemoryLogStore;
   machine: RecordingStateMachine;
+  /** Set when the cluster was made with snapshot stores. */
+  snapshots: MemorySnapshotStore | undefined;
+}
+
+/** Options of a {@link TestCluster}. */
+export interface TestClusterOptions {
+  /** Give every node a MemorySnapshotStore (with this chunk size): snapshots on. */
+  readonly snapshotChunkBytes?: number;
+  /** Makes each node's LogStore (default: a MemoryLogStore). */
+  readonly newLogStore?: () => MemoryLogStore;
 }
 
 export class TestCluster {
@@ -72,21 +120,31 @@ export class TestCluster {
     readonly ids: readonly NodeId[],
     readonly config: RaftOptionsConfig = testConfig,
     seed = 1,
+    readonly options: TestClusterOptions = {},
   ) {
     this.network = new MemoryNetwork({ seed });
     for (const id of ids) {
-      const store = new MemoryLogStore();
-      this.nodes.set(id, this.#create(id, store));
+      const store = options.newLogStore?.() ?? new MemoryLogStore();
+      this.nodes.set(id, this.#create(id, store, this.#newSnapshotStore()));
     }
   }
 
-  static async started(ids: readonly NodeId[], config?: RaftOptionsConfig): Promise<TestCluster> {
-    const cluster = new TestCluster(ids, config);
+  static async started(
+    ids: readonly NodeId[],
+    config?: RaftOptionsConfig,
+    options?: TestClusterOptions,
+  ): Promise<TestCluster> {
+    const cluster = new TestCluster(ids, config, 1, options);
     await cluster.startAll();
     return cluster;
   }
 
-  #create(id: NodeId, store: MemoryLogStore): TestNode {
+  #newSnapshotStore(): MemorySnapshotStore | undefined {
+    const chunkBytes = this.options.snapshotChunkBytes;
+    return chunkBytes === undefined ? undefined : new MemorySnapshotStore({ chunkBytes });
+  }
+
+  #create(id: NodeId, store: MemoryLogStore, snapshots: MemorySnapshotStore | undefined): TestNode {
     const machine = new RecordingStateMachine();
     const address = `mem://${id}`;
     const raft = new Raft({
@@ -95,8 +153,9 @@ export class TestCluster {
       logStore: store,
       stateMachine: machine,
       network: this.network.endpoint(id),
+      ...(snapshots ? { snapshotStore: snapshots } : {}),
     });
-    return { id, address, raft, store, machine };
+    return { id, address, raft, store, machine, snapshots };
   }
 
   /**
@@ -105,7 +164,7 @@ export class TestCluster {
    */
   async addNode(id: NodeId): Promise<TestNode> {
     if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
-    this.nodes.set(id, this.#create(id, new MemoryLogStore()));
+    this.nodes.set(id, this.#create(id, new MemoryLogStore(), this.#newSnapshotStore()));
     await this.start(id);
     return this.node(id);
   }
@@ -135,11 +194,18 @@ export class TestCluster {
     await Promise.all([...this.nodes.values()].map((n) => n.raft.initialize(members)));
   }
 
-  /** Stops a node (its store keeps what it persisted) and starts a fresh one on that store. */
-  async restart(id: NodeId): Promise<void> {
+  /**
+   * Stops a node (its stores keep what they persisted) and starts a fresh one on those stores,
+   * or on the ones given (a crash: clones taken at some point, or stores that behave again).
+   */
+  async restart(
+    id: NodeId,
+    stores: { store?: MemoryLogStore; snapshots?: MemorySnapshotStore } = {},
+  ): Promise<void> {
     await this.stop(id);
     const old = this.node(id);
-    this.nodes.set(id, this.#create(id, old.store));
+    const store = stores.store ?? old.store;
+    this.nodes.set(id, this.#create(id, store, stores.snapshots ?? old.snapshots));
     await this.start(id);
   }
 
