@@ -50,6 +50,10 @@ export interface SqliteSnapshotStoreOptions {
   readonly chunkBytes?: number;
   /** True once the connection's owner (the SqliteLogStore) is closed. */
   readonly isClosed?: () => boolean;
+  /** The connection owner's failure (null while it has none): calls then reject with it. */
+  readonly failure?: () => unknown;
+  /** Called when a transaction of this store fails, so the owner fails too. */
+  readonly onFailure?: (error: unknown) => void;
 }
 
 interface SnapshotRow {
@@ -84,14 +88,19 @@ interface Statements {
  * chunks. A crash therefore leaves the previous snapshot current and whole, and the pending one
  * at the size of its last resolved write, where `begin` with the same metadata resumes it.
  *
- * A failed transaction (a disk error) rolls back and rejects; the store stays usable (the
- * writer's offset is unchanged), but the SqliteLogStore on the same file will most likely fail
- * next, which stops the node. Calls reject once the SqliteLogStore is closed.
+ * A failed transaction (a disk error) rolls back and rejects, and makes every later call reject
+ * with the same error, as the SqliteLogStore does (after a failed fsync the file's state is not
+ * known): the SqliteLogStore on the same connection fails with it, and a failure of the log
+ * store fails this store. The node must stop and restart from the file. Calls reject once the
+ * SqliteLogStore is closed.
  */
 export class SqliteSnapshotStore implements SnapshotStore {
   readonly #sql: Statements;
   readonly #chunkBytes: number;
   readonly #isClosed: () => boolean;
+  readonly #ownerFailure: () => unknown;
+  readonly #onFailure: (error: unknown) => void;
+  #failure: unknown = null;
   #closed = false;
   #nextId: number;
   /** Bumped by every begin: only the latest writer may write. */
@@ -108,6 +117,8 @@ export class SqliteSnapshotStore implements SnapshotStore {
     }
     this.#chunkBytes = chunkBytes;
     this.#isClosed = options.isClosed ?? (() => false);
+    this.#ownerFailure = options.failure ?? (() => null);
+    this.#onFailure = options.onFailure ?? (() => {});
     const columns = "id, idx, term, membership, size";
     this.#sql = {
       begin: db.prepare("BEGIN IMMEDIATE"),
@@ -278,10 +289,19 @@ export class SqliteSnapshotStore implements SnapshotStore {
   }
 
   #transaction(body: () => void): void {
-    inTransaction(this.#sql, body);
+    try {
+      inTransaction(this.#sql, body);
+    } catch (error) {
+      this.#failure = error;
+      this.#onFailure(error);
+      throw error;
+    }
   }
 
   #checkOpen(method: string): void {
+    if (this.#failure !== null) throw this.#failure;
+    const ownerFailure = this.#ownerFailure();
+    if (ownerFailure !== null) throw ownerFailure;
     if (this.#closed || this.#isClosed()) {
       throw new Error(`SqliteSnapshotStore.${method}: the store is closed`);
     }

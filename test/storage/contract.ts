@@ -228,6 +228,34 @@ export function logStoreContract(name: string, makeStore: LogStoreFactory): void
         await assert.rejects(store.purge(9), "beyond the last index");
       }));
 
+    it("reset drops the whole log and its memberships; the log starts after (index, term)", () =>
+      withStore(async (store) => {
+        const m = membershipOf(["a", "b"]);
+        await store.write({
+          hardState: { term: 3, votedFor: "a" },
+          entries: [config(1, 1, m), ...commands([1, 2, 2], 2)],
+        });
+        await store.purge(1);
+        // Beyond the last index (a snapshot of entries we never had), with another term.
+        await store.reset(10, 5);
+        let state = await store.load();
+        assert.equal(state.snapshotIndex, 10);
+        assert.equal(state.snapshotTerm, 5);
+        assert.equal(state.lastIndex, 10);
+        assert.equal(state.lastTerm, 5);
+        assert.deepEqual(state.memberships, []);
+        assert.deepEqual(state.hardState, { term: 3, votedFor: "a" }, "the hard state stays");
+        await assert.rejects(store.entries(2, 4));
+        await store.write({ entries: commands([5, 6], 11) });
+        assert.deepEqual(await store.entries(11, 12), commands([5, 6], 11));
+        // Below the last index too: what follows it is gone as well.
+        await store.reset(11, 5);
+        state = await store.load();
+        assert.equal(state.lastIndex, 11);
+        assert.deepEqual(await store.entries(12, 11), []);
+        await assert.rejects(store.reset(-1, 0));
+      }));
+
     it("memberships: the last two, falling back when the latest is truncated", () =>
       withStore(async (store) => {
         const m1 = membershipOf(["a"]);

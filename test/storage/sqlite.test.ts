@@ -326,6 +326,27 @@ describe(`SqliteLogStore on ${runtime}`, () => {
     await again.close();
   });
 
+  it("a failed snapshot transaction (disk full) fails the snapshot store and the log store", async () => {
+    const path = newPath();
+    const db = await openSqliteDatabase(path);
+    const store = new SqliteLogStore(db);
+    await store.write({ hardState: { term: 1, votedFor: "a" }, entries: commands([1, 1]) });
+    const meta = { index: 2, term: 1, membership: { voters: ["a"], learners: [], addresses: {} } };
+    const writer = await store.snapshots.begin(meta);
+    db.exec(`PRAGMA max_page_count = ${Number(pragma(db, "page_count"))}`);
+    const failure = await writer.write(new Uint8Array(1 << 20)).then(
+      () => assert.fail("the write should fail"),
+      (error: unknown) => error,
+    );
+    assert.match(String(failure), /full/i);
+    await assert.rejects(store.snapshots.current(), (error) => error === failure);
+    await assert.rejects(store.load(), (error) => error === failure, "the log store failed too");
+    await store.close();
+    const again = await openSqliteLogStore(path);
+    assert.equal(await again.snapshots.current(), null);
+    await again.close();
+  });
+
   describe("crash consistency: a child process killed with SIGKILL while writing", () => {
     const child = join(dirname(fileURLToPath(import.meta.url)), "sqlite-crash-child.ts");
     for (const synchronous of ["full", "normal"] as const) {
