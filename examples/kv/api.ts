@@ -15,7 +15,7 @@
  * | POST /admin/membership  | `{ voters: [id…] | { id: url… }, retain? }`: change the voters |
  * | POST /admin/transfer-leader | `{ to? }`: hand leadership over                            |
  * | GET /admin/status       | metrics with replication progress                              |
- * | POST /admin/snapshot    | 501 until snapshots exist                                      |
+ * | POST /admin/snapshot    | take a snapshot of this node now → 200 `{ index }` (compacts) |
  * |                         | (every /admin route is behind the secret; see src/http/admin.ts) |
  * | /raft/…                 | the Raft RPCs (raftRoutes, behind the secret)                  |
  *
@@ -104,6 +104,10 @@ export function kvApp(raft: Raft, machine: KvStateMachine, options: KvApiOptions
       commitIndex: m.commitIndex,
       lastApplied: m.lastApplied,
       lastLogIndex: m.lastLogIndex,
+      // The latest snapshot and the first entry still in the log (compaction, §7).
+      snapshotIndex: m.snapshotIndex,
+      snapshotTerm: m.snapshotTerm,
+      firstLogIndex: m.firstLogIndex,
       membership: { voters: m.membership.voters, learners: m.membership.learners },
       // On the leader: each follower's { matchIndex, lag }; empty elsewhere.
       replication: m.replication,
@@ -165,8 +169,8 @@ export function kvApp(raft: Raft, machine: KvStateMachine, options: KvApiOptions
     fromRaftAddress: (address) =>
       address.endsWith(RAFT_PATH) ? address.slice(0, -RAFT_PATH.length) : address,
   });
-  // Snapshots arrive with their issue.
-  admin.post("/snapshot", (c) => c.json({ error: "not_implemented" }, 501));
+  // Any member snapshots its own state and compacts its own log (§7).
+  admin.post("/snapshot", async (c) => c.json({ index: await raft.triggerSnapshot() }));
   app.route("/admin", admin);
 
   /** Replicates `command` within the request timeout and decodes the state machine's answer. */

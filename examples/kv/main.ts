@@ -37,7 +37,10 @@ const USAGE = `usage: main.ts --id ID --listen HOST:PORT --data DIR [--cluster I
              (used on an empty data directory only)
   --secret   cluster secret guarding /raft and /admin (the same on every node)
   --max-inflight N, --max-batch-entries N, --max-batch-bytes N
-             replication limits (defaults: the library's; used by bench/cluster.ts)`;
+             replication limits (defaults: the library's; used by bench/cluster.ts)
+  --snapshot-threshold N, --snapshot-trailing-entries N
+             snapshot every N applied entries (0: only on POST /admin/snapshot), and
+             log entries kept behind a snapshot (defaults: the library's)`;
 
 /** Timings with room for three processes and their fsyncs on a small, busy machine. */
 const config: RaftOptionsConfig = {
@@ -86,6 +89,8 @@ const raft = new Raft({
   id,
   config: { ...config, ...options.tuning },
   logStore: store,
+  // Snapshots live in the same SQLite file as the log.
+  snapshotStore: store.snapshots,
   stateMachine: machine,
   network,
   logger,
@@ -153,6 +158,8 @@ function parseOptions(args: string[]): Options {
         "max-inflight": { type: "string" },
         "max-batch-entries": { type: "string" },
         "max-batch-bytes": { type: "string" },
+        "snapshot-threshold": { type: "string" },
+        "snapshot-trailing-entries": { type: "string" },
       },
       strict: true,
     }));
@@ -179,20 +186,23 @@ function parseOptions(args: string[]): Options {
   };
 }
 
-/** The replication limits among `values`: positive integers, each optional. */
+/** The replication and snapshot settings among `values`: integers, each optional. */
 function parseTuning(values: Record<string, string | undefined>): RaftOptionsConfig {
   const tuning: Record<string, number> = {};
   const flags = {
     "max-inflight": "maxInflight",
     "max-batch-entries": "maxBatchEntries",
     "max-batch-bytes": "maxBatchBytes",
+    "snapshot-threshold": "snapshotThreshold",
+    "snapshot-trailing-entries": "snapshotTrailingEntries",
   } as const;
   for (const [flag, key] of Object.entries(flags)) {
     const raw = values[flag];
     if (raw === undefined) continue;
     const n = Number(raw);
-    if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) {
-      usage(`--${flag} ${raw}: expected a positive integer`);
+    const least = flag.startsWith("snapshot-") ? 0 : 1;
+    if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < least) {
+      usage(`--${flag} ${raw}: expected an integer >= ${least}`);
     }
     tuning[key] = n;
   }

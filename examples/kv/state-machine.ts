@@ -17,8 +17,13 @@
  * not an error. `index` is the log index of the entry that applied the command, so a retried
  * request that is answered from the session table carries the index of its first application.
  *
- * The state lives in memory only: `lastApplied()` is 0, so on every start the driver replays the
- * whole log into it. Snapshots, which will bound that replay, come with the snapshot issue.
+ * The state lives in memory only: `lastApplied()` is 0, so on every start the driver restores it
+ * from the latest snapshot and replays the log after it. A snapshot is the map and the session
+ * table as JSON lines, streamed in chunks of about 64 KiB:
+ *
+ *   {"kv":1}                                   the format
+ *   ["d", key, value]                          one per key, in insertion order
+ *   ["s", client, seq, lastIndex, response]    one per session, least recently active first
  */
 import type { Entry } from "../../src/core/types.ts";
 import {
@@ -26,6 +31,7 @@ import {
   type ApplyResponse,
   type StateMachine,
 } from "../../src/driver/state-machine.ts";
+import type { SnapshotMeta } from "../../src/storage/snapshot-store.ts";
 
 export type KvCommand =
   | {
@@ -80,6 +86,9 @@ interface Session {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const EMPTY = new Uint8Array(0);
+/** Roughly how many bytes each snapshot chunk holds. */
+const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
+const SNAPSHOT_HEADER = JSON.stringify({ kv: 1 });
 
 export function encodeCommand(command: KvCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
@@ -90,9 +99,9 @@ export function decodeResponse(bytes: Uint8Array): KvResponse {
 }
 
 export class KvStateMachine implements StateMachine {
-  readonly #data = new Map<string, string>();
+  #data = new Map<string, string>();
   /** clientId → session, in order of last activity (least recent first). */
-  readonly #sessions = new Map<string, Session>();
+  #sessions = new Map<string, Session>();
   readonly #limits: SessionLimits;
   #applied = 0;
 
@@ -100,7 +109,76 @@ export class KvStateMachine implements StateMachine {
     this.#limits = limits;
   }
 
-  /** Nothing survives a restart: the driver replays the whole log (see the module comment). */
+  /**
+   * The map and the session table as of now, as JSON lines. The entries are copied (references,
+   * not bytes) when this is called, so applies may go on while the stream is read; sessions are
+   * never changed in place, only replaced.
+   */
+  snapshot(): AsyncIterable<Uint8Array> {
+    const data = [...this.#data];
+    const sessions = [...this.#sessions];
+    return (async function* () {
+      let lines: string[] = [SNAPSHOT_HEADER];
+      let size = SNAPSHOT_HEADER.length;
+      const add = (line: string) => {
+        lines.push(line);
+        size += line.length + 1;
+        if (size < SNAPSHOT_CHUNK_BYTES) return null;
+        const chunk = encoder.encode(`${lines.join("\n")}\n`);
+        lines = [];
+        size = 0;
+        return chunk;
+      };
+      for (const [key, value] of data) {
+        const chunk = add(JSON.stringify(["d", key, value]));
+        if (chunk) yield chunk;
+      }
+      for (const [client, s] of sessions) {
+        const line = JSON.stringify(["s", client, s.seq, s.lastIndex, decoder.decode(s.response)]);
+        const chunk = add(line);
+        if (chunk) yield chunk;
+      }
+      if (lines.length > 0) yield encoder.encode(`${lines.join("\n")}\n`);
+    })();
+  }
+
+  /** Replaces the map and the session table with the snapshot's, all at once at the end. */
+  async restore(meta: SnapshotMeta, stream: AsyncIterable<Uint8Array>): Promise<void> {
+    const data = new Map<string, string>();
+    const sessions = new Map<string, Session>();
+    const text = new TextDecoder("utf-8", { fatal: true });
+    let partial = "";
+    let header = false;
+    const line = (raw: string) => {
+      if (!header) {
+        if (raw !== SNAPSHOT_HEADER) throw new Error("not a KV snapshot");
+        header = true;
+        return;
+      }
+      const record = JSON.parse(raw) as unknown[];
+      if (record[0] === "d") data.set(record[1] as string, record[2] as string);
+      else if (record[0] === "s") {
+        sessions.set(record[1] as string, {
+          seq: record[2] as number,
+          lastIndex: record[3] as number,
+          response: encoder.encode(record[4] as string),
+        });
+      } else throw new Error(`unknown snapshot record ${String(record[0])}`);
+    };
+    for await (const chunk of stream) {
+      const lines = (partial + text.decode(chunk, { stream: true })).split("\n");
+      partial = lines.pop() as string;
+      for (const raw of lines) line(raw);
+    }
+    partial += text.decode();
+    if (partial !== "") line(partial);
+    if (!header) throw new Error("empty KV snapshot");
+    this.#data = data;
+    this.#sessions = sessions;
+    this.#applied = meta.index;
+  }
+
+  /** Nothing survives a restart: the driver restores the snapshot and replays the log after it. */
   lastApplied(): number {
     return 0;
   }

@@ -871,7 +871,7 @@ export class Raft implements RpcHandler {
 
   /**
    * Takes a snapshot of what the state machine has applied so far (§7) and resolves with its
-   * index once it is durable (the log is then purged up to it, less snapshotTrailingEntries).
+   * index once it is durable and the log is purged up to it, less snapshotTrailingEntries.
    * Works on any member. Resolves with the current snapshot's index when nothing was applied
    * since it (0: nothing to snapshot). Rejects without a snapshotStore, with AdminError
    * `timeout` (default config.adminTimeoutMs), ShutdownError or FatalError.
@@ -890,9 +890,14 @@ export class Raft implements RpcHandler {
           resolve(0);
           return;
         }
-        this.#watch("the snapshot", timeoutMs, () =>
-          this.#state.log.snapshotIndex >= index ? index : undefined,
-        ).then(resolve, reject);
+        // Done once the snapshot is durable and the log purged behind it.
+        const trailing = this.#config.snapshotTrailingEntries;
+        this.#watch("the snapshot", timeoutMs, () => {
+          const { snapshotIndex } = this.#state.log;
+          return snapshotIndex >= index && this.#purgedIndex >= snapshotIndex - trailing
+            ? index
+            : undefined;
+        }).then(resolve, reject);
       });
       this.#enqueue({ input: { type: "triggerSnapshot", requestId } });
     });
@@ -1248,6 +1253,10 @@ export class Raft implements RpcHandler {
         } else if (op.kind === "install") {
           const { index, term } = op.job.effect;
           this.#enqueue({ input: { type: "snapshotInstalled", index, term } });
+        } else {
+          // The log's first index moved: metrics and triggerSnapshot waiters see it now.
+          this.#publishMetrics();
+          if (this.#watchers.size > 0) for (const watcher of [...this.#watchers]) watcher();
         }
         this.#releaseHeld();
         this.#flushWrites();

@@ -26,6 +26,8 @@ export interface Status {
   readonly commitIndex: number;
   readonly lastApplied: number;
   readonly lastLogIndex: number;
+  readonly snapshotIndex: number;
+  readonly firstLogIndex: number;
   readonly membership: { readonly voters: string[]; readonly learners: string[] };
 }
 
@@ -63,6 +65,8 @@ export class KvCluster {
     readonly dir: string,
     /** Passed to every node as `--secret` when set. */
     readonly secret: string | undefined,
+    /** More command-line arguments for every node. */
+    readonly args: readonly string[] = [],
   ) {
     this.nodes = nodes;
     this.cluster = nodes.map((n) => `${n.id}=${n.url}`).join(",");
@@ -72,11 +76,11 @@ export class KvCluster {
   static async create(
     dir: string,
     ids: readonly string[],
-    options: { secret?: string } = {},
+    options: { secret?: string; args?: readonly string[] } = {},
   ): Promise<KvCluster> {
     const nodes: KvNode[] = [];
     for (const id of ids) nodes.push(await newNode(dir, id));
-    return new KvCluster(nodes, dir, options.secret);
+    return new KvCluster(nodes, dir, options.secret, options.args);
   }
 
   /** A node outside `--cluster` (to be added through the admin API); it does not start yet. */
@@ -99,6 +103,7 @@ export class KvCluster {
     const cli = ["--id", node.id, "--listen", `127.0.0.1:${node.port}`, "--data", node.data];
     if (options.cluster !== false) cli.push("--cluster", this.cluster);
     if (this.secret !== undefined) cli.push("--secret", this.secret);
+    cli.push(...this.args);
     const child = spawn(command, [...args, ...cli], {
       cwd: root,
       env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
