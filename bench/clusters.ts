@@ -36,6 +36,8 @@ export interface RunningCluster {
   peakRssMiB(): Record<string, number>;
   /** Fails if a node exited; its stderr tail in the message. */
   check(): void;
+  /** The last few KiB each node wrote on stderr, by node id. */
+  logs(): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -169,6 +171,7 @@ function cluster(
       return { ...peaks };
     },
     check: () => checkAll(system, children),
+    logs: () => Object.fromEntries(children.map((c) => [c.id, c.tail])),
     stop() {
       stopped ??= stopAll(children, dir);
       return stopped;
@@ -177,7 +180,12 @@ function cluster(
 }
 
 /** Keel's example service on `size` nodes, SQLite with synchronous=FULL (its default). */
-export async function startKeel(size: number, tuning: KeelTuning = {}): Promise<RunningCluster> {
+export async function startKeel(
+  size: number,
+  tuning: KeelTuning = {},
+  /** Extra arguments for the runtime, before the script (e.g. `--cpu-prof`). */
+  runtimeArgs: readonly string[] = [],
+): Promise<RunningCluster> {
   const dir = await mkdtemp(join(tmpdir(), "keel-bench-"));
   const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
   const ports: number[] = [];
@@ -196,6 +204,7 @@ export async function startKeel(size: number, tuning: KeelTuning = {}): Promise<
   const { command, args } = scriptCommand(main);
   const children = ids.map((id, i) =>
     start(id, command, [
+      ...runtimeArgs,
       ...args,
       ...["--id", id, "--listen", `${HOST}:${ports[i]}`, "--data", join(dir, id)],
       ...["--cluster", members, ...flags],

@@ -1,0 +1,207 @@
+/**
+ * The whole benchmark suite: `core`, `inproc` and `cluster` (with etcd beside Keel when `etcd` is
+ * on PATH), each in its own process on the runtime running this script, then a summary of the
+ * figures the project's goals name, read back from their JSON in bench/results/.
+ *
+ *   npm run bench                 quick mode, about two minutes
+ *   npm run bench -- --full       the full suite (every variant at every level, longer runs)
+ *   npm run bench -- --smoke      tiny durations, well under a minute: checks the suite works
+ *   npm run bench -- --only core,inproc
+ *
+ * Each part also runs alone: npm run bench:core | bench:inproc | bench:cluster | bench:etcd.
+ */
+import { spawn } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { scriptCommand } from "../examples/kv/runtime.ts";
+import { fmt, printTable, runtime } from "./report.ts";
+
+type Mode = "smoke" | "quick" | "full";
+type Part = "core" | "inproc" | "cluster";
+const PARTS: readonly Part[] = ["core", "inproc", "cluster"];
+
+/** Each part's arguments in each mode. */
+const ARGS: Record<Part, Record<Mode, string[]>> = {
+  core: {
+    smoke: ["--seconds", "0.05", "--warmup", "0.05"],
+    quick: ["--quick"],
+    full: [],
+  },
+  inproc: {
+    smoke: ["--seconds", "0.2", "--warmup", "0.1", "--writers", "1,16"],
+    quick: ["--quick"],
+    full: [],
+  },
+  cluster: { smoke: ["--smoke"], quick: [], full: ["--full"] },
+};
+
+const results = (name: string) => new URL(`./results/${name}.json`, import.meta.url);
+
+function runPart(part: Part, mode: Mode): Promise<void> {
+  const script = fileURLToPath(new URL(`./${part}.ts`, import.meta.url));
+  const { command, args } = scriptCommand(script);
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...args, ...ARGS[part][mode]], {
+      stdio: "inherit",
+      env: { ...process.env, DENO_NO_UPDATE_CHECK: "1" },
+    });
+    child.once("error", reject);
+    child.once("exit", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`bench ${part} failed (${code ?? signal})`));
+    });
+  });
+}
+
+async function readJson<T>(name: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(results(name), "utf8")) as T;
+  } catch {
+    return null;
+  }
+}
+
+interface CoreReport {
+  results: { batchSize: number; entriesPerSecond: number }[];
+}
+interface InprocReport {
+  results: { writers: number; writesPerSecond: number; latencyMs: { p50: number; p99: number } }[];
+}
+interface ClusterRow {
+  variant: string;
+  connections: number;
+  requestsPerSecond: number;
+  latencyMs: { p50: number; p99: number; p999: number };
+}
+interface ClusterReport {
+  etcd: string | null;
+  rows: ClusterRow[];
+}
+
+interface Goal {
+  readonly goal: string;
+  readonly measured: string;
+  readonly met: boolean | null;
+}
+
+/** The goals of the benchmark issue, checked against what this run measured. */
+function goals(
+  core: CoreReport | null,
+  inproc: InprocReport | null,
+  cluster: ClusterReport | null,
+): Goal[] {
+  const out: Goal[] = [];
+  const row = (variant: string, connections: number) =>
+    cluster?.rows.find((r) => r.variant === variant && r.connections === connections);
+  const k256 = row("keel", 256);
+  const e256 = row("etcd", 256);
+  if (k256 && e256) {
+    const ratio = k256.requestsPerSecond / e256.requestsPerSecond;
+    out.push({
+      goal: "cluster @256: writes/s ≥ 2× etcd",
+      measured: `${fmt(k256.requestsPerSecond)} vs ${fmt(e256.requestsPerSecond)} (${fmt(ratio, 2)}×)`,
+      met: ratio >= 2,
+    });
+    out.push({
+      goal: "cluster @256: p99 ≤ etcd's",
+      measured: `${fmt(k256.latencyMs.p99, 1)} vs ${fmt(e256.latencyMs.p99, 1)} ms`,
+      met: k256.latencyMs.p99 <= e256.latencyMs.p99,
+    });
+  }
+  const k1 = row("keel", 1);
+  const e1 = row("etcd", 1);
+  if (k1 && e1) {
+    out.push({
+      goal: "cluster @1: p50 ≤ etcd's",
+      measured: `${fmt(k1.latencyMs.p50, 2)} vs ${fmt(e1.latencyMs.p50, 2)} ms`,
+      met: k1.latencyMs.p50 <= e1.latencyMs.p50,
+    });
+  }
+  const gains = (cluster?.rows ?? [])
+    .filter((r) => r.variant === "pipeline-off")
+    .map((off) => {
+      const on = row("keel", off.connections);
+      return on
+        ? { connections: off.connections, gain: on.requestsPerSecond / off.requestsPerSecond }
+        : null;
+    })
+    .filter((g) => g !== null);
+  if (gains.length > 0) {
+    out.push({
+      goal: "pipelining on vs off: a clear gain",
+      measured: gains.map((g) => `@${g.connections} ${fmt(g.gain, 2)}×`).join(", "),
+      met: gains.every((g) => g.gain > 1.1),
+    });
+  }
+  const i256 = inproc?.results.find((r) => r.writers === 256);
+  if (i256) {
+    out.push({
+      goal: "inproc @256 writers: ≥ 1,000,000 writes/s",
+      measured: `${fmt(i256.writesPerSecond)} writes/s`,
+      met: i256.writesPerSecond >= 1_000_000,
+    });
+  }
+  if (core && core.results.length > 0) {
+    const best = core.results.reduce((a, b) => (b.entriesPerSecond > a.entriesPerSecond ? b : a));
+    out.push({
+      goal: "core: several million entries/s",
+      measured: `${fmt(best.entriesPerSecond)} at batch ${best.batchSize}`,
+      met: best.entriesPerSecond >= 2_000_000,
+    });
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      full: { type: "boolean", default: false },
+      smoke: { type: "boolean", default: false },
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log("usage: bench/run.ts [--full | --smoke] [--only core,inproc,cluster]");
+    return;
+  }
+  const mode: Mode = values.smoke ? "smoke" : values.full ? "full" : "quick";
+  const parts = values.only === undefined ? PARTS : (values.only.split(",") as Part[]);
+  for (const part of parts) {
+    if (!PARTS.includes(part)) throw new Error(`--only: unknown part ${part} (known: ${PARTS})`);
+  }
+  const rt = runtime();
+  const started = performance.now();
+  console.log(`Keel benchmark suite (${mode}) on ${rt.name} ${rt.version}: ${parts.join(", ")}\n`);
+  for (const part of parts) {
+    const at = performance.now();
+    await runPart(part, mode);
+    console.log(`(${part}: ${((performance.now() - at) / 1000).toFixed(0)} s)\n`);
+  }
+
+  // Figures from this run only: a part not run is not summarized from an older file.
+  const core = parts.includes("core") ? await readJson<CoreReport>("core") : null;
+  const inproc = parts.includes("inproc") ? await readJson<InprocReport>("inproc") : null;
+  const cluster = parts.includes("cluster") ? await readJson<ClusterReport>("cluster") : null;
+  const list = goals(core, inproc, cluster);
+  console.log(`Summary (${mode}, ${((performance.now() - started) / 1000).toFixed(0)} s in all):`);
+  printTable(
+    ["goal", "measured", "met"],
+    list.map((g) => [g.goal, g.measured, g.met === null ? "-" : g.met ? "yes" : "NO"]),
+  );
+  if (cluster !== null && cluster.etcd === null) {
+    console.log("(etcd was not on PATH: no Keel/etcd ratios; see bench/README.md)");
+  }
+  const out = results("summary");
+  await writeFile(
+    out,
+    `${JSON.stringify({ date: new Date().toISOString(), mode, runtime: rt, goals: list }, null, 2)}\n`,
+  );
+  console.log(`wrote ${fileURLToPath(out)}`);
+}
+
+await main();
