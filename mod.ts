@@ -6,7 +6,8 @@
  * - Memory implementations of LogStore and Network for tests and in-process use.
  * - `SqliteLogStore`, written against a small driver interface; each runtime's adapter
  *   (`adapters/node.ts`, `bun.ts`, `deno.ts`) opens one on its own SQLite.
- * - The HTTP transport: `raftRoutes` (Hono routes to mount) and `FetchNetwork` (see docs/http.md).
+ * - The HTTP transport: `raftRoutes` (Hono routes to mount) and `FetchNetwork` (see docs/http.md),
+ *   and `adminRoutes`, the membership and leadership admin API over HTTP.
  */
 export * from "./src/core/mod.ts";
 export type { AdminErrorCode } from "./src/driver/errors.ts";
@@ -36,6 +37,8 @@ export type {
 export { Raft } from "./src/driver/raft.ts";
 export type { ApplyResponse, StateMachine } from "./src/driver/state-machine.ts";
 export { ApplyFailure } from "./src/driver/state-machine.ts";
+export type { AdminRoutesOptions, RaftAdmin } from "./src/http/admin.ts";
+export { adminRoutes } from "./src/http/admin.ts";
 export type { RaftRoutesOptions, RaftRpcHandler } from "./src/http/routes.ts";
 export {
   DEFAULT_MAX_BODY_BYTES,
@@ -50,6 +53,15 @@ export type {
   TransportLogger,
 } from "./src/net/fetch.ts";
 export { FetchNetwork, TransportError } from "./src/net/fetch.ts";
+export type {
+  ChunkFilter,
+  CounterType,
+  MemoryNetworkOptions,
+  MessageCounters,
+  MessageFilter,
+  NetworkErrorKind,
+  NetworkFaults,
+} from "./src/net/memory.ts";
 export { MemoryNetwork, NetworkError } from "./src/net/memory.ts";
 export type {
   Network,
