@@ -7,7 +7,7 @@
  * report; `formatReport` prints it. test/chaos/run.ts is the command line, chaos.test.ts the short
  * seeded run of `npm test`.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -169,6 +169,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       dir,
     };
     ok = report.ok;
+    // For a failed run: the whole history beside the node logs (Infinity as null in JSON).
+    if (!ok) await writeFile(join(dir, "history.json"), JSON.stringify(history));
     return report;
   } finally {
     await cluster.close();
