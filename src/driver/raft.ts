@@ -1660,7 +1660,12 @@ export class Raft implements RpcHandler {
   }
 
   async #quiet(): Promise<void> {
-    await Promise.allSettled([this.#writing, this.#applying, this.#building]);
+    await Promise.allSettled([
+      this.#writing,
+      this.#applying,
+      this.#building,
+      this.#senders?.idle(),
+    ]);
   }
 
   // -------------------------------------------------------------------------------------------

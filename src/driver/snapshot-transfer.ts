@@ -91,6 +91,8 @@ interface Stream {
 export class SnapshotSenders {
   readonly #host: TransferHost;
   readonly #streams = new Map<NodeId, Stream>();
+  /** Every stream still running, cancelled ones included until they notice. */
+  readonly #running = new Set<Promise<void>>();
 
   constructor(host: TransferHost) {
     this.#host = host;
@@ -101,7 +103,14 @@ export class SnapshotSenders {
     this.cancel(peer);
     const stream: Stream = { cancelled: false, wake: null };
     this.#streams.set(peer, stream);
-    void this.#run(peer, index, term, stream);
+    const running = this.#run(peer, index, term, stream);
+    this.#running.add(running);
+    void running.then(() => this.#running.delete(running));
+  }
+
+  /** Resolves once every stream started so far has ended (after a cancel: once it noticed). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.#running]);
   }
 
   /** Aborts the stream to `peer`, if any; no report is due for it. */
@@ -208,6 +217,7 @@ export class SnapshotSenders {
   }
 
   #sleep(stream: Stream, ms: number): Promise<void> {
+    if (stream.cancelled) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
