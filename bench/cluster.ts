@@ -16,6 +16,7 @@
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { runtime as ownRuntime, type RuntimeName } from "../examples/kv/runtime.ts";
 import { type ChartSeries, throughputChart } from "./chart.ts";
 import {
   ETCD_INSTALL_HINT,
@@ -37,6 +38,8 @@ interface Variant {
   readonly system: "keel" | "etcd";
   readonly nodes: number;
   readonly tuning?: KeelTuning;
+  /** The nodes' runtime when not the default one (`--runtime`, else the benchmark's own). */
+  readonly runtime?: RuntimeName;
   /** What comparing it with the `keel` row shows, in one line. */
   readonly shows: string;
 }
@@ -53,6 +56,20 @@ const VARIANTS: readonly Variant[] = [
     system: "etcd",
     nodes: 3,
     shows: "etcd 3.4 on the same machine and load, through its v3 JSON gateway",
+  },
+  {
+    name: "bun",
+    system: "keel",
+    nodes: 3,
+    runtime: "bun",
+    shows: "what the runtime costs: the same service on Bun (Bun.serve, bun:sqlite, Bun's fetch)",
+  },
+  {
+    name: "deno",
+    system: "keel",
+    nodes: 3,
+    runtime: "deno",
+    shows: "the same on Deno (Deno.serve, node:sqlite, Deno's fetch)",
   },
   {
     name: "pipeline-off",
@@ -92,6 +109,8 @@ interface Plan {
   readonly connections: readonly number[];
   readonly runs: Map<string, readonly number[]>;
   readonly out: string | URL;
+  /** The runtime of Keel's nodes (variants that name their own aside). */
+  readonly runtime: RuntimeName;
   readonly chart: boolean;
   /** Copy the chart to docs/ (a default run of keel beside etcd at every level). */
   readonly docs: boolean;
@@ -99,7 +118,8 @@ interface Plan {
 
 const USAGE = `usage: bench/cluster.ts [--full | --smoke] [--connections 1,16,64,256]
   [--variants ${VARIANTS.map((v) => v.name).join(",")}]
-  [--seconds S] [--warmup S] [--out FILE] [--no-chart]
+  [--seconds S] [--warmup S] [--out FILE] [--no-chart] [--runtime node|bun|deno]
+--runtime:       the runtime of Keel's nodes (default: the one running this script)
 quick (default): 3 s + 1 s warm-up per run; keel and etcd at every level, variants at 16 and 256
 --full:          10 s + 2 s per run, every variant at every level
 --smoke:         0.5 s runs at 1 and 16 connections (CI: checks the suite still works)`;
@@ -117,6 +137,7 @@ function plan(argv: readonly string[]): Plan {
       warmup: { type: "string" },
       out: { type: "string" },
       "no-chart": { type: "boolean", default: false },
+      runtime: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -147,7 +168,7 @@ function plan(argv: readonly string[]): Plan {
     mode === "full"
       ? VARIANTS.map((v) => v.name)
       : mode === "quick"
-        ? ["keel", "etcd", "pipeline-off", "small-batches", "nodes-5"]
+        ? ["keel", "etcd", "bun", "pipeline-off", "small-batches", "nodes-5"]
         : ["keel", "etcd", "pipeline-off"];
   const names = values.variants === undefined ? defaults : values.variants.split(",");
   for (const name of names) {
@@ -164,7 +185,8 @@ function plan(argv: readonly string[]): Plan {
         : connections;
   const runs = new Map<string, readonly number[]>();
   for (const name of names) {
-    runs.set(name, name === "keel" || name === "etcd" ? connections : variantLevels);
+    const everyLevel = name === "keel" || name === "etcd" || name === "bun";
+    runs.set(name, everyLevel ? connections : variantLevels);
   }
   return {
     mode,
@@ -173,6 +195,7 @@ function plan(argv: readonly string[]): Plan {
     connections,
     runs,
     out: values.out ?? new URL("./results/cluster.json", import.meta.url),
+    runtime: nodesRuntime(values.runtime),
     chart: !values["no-chart"],
     docs:
       mode !== "smoke" &&
@@ -181,6 +204,12 @@ function plan(argv: readonly string[]): Plan {
       names.includes("keel") &&
       names.includes("etcd"),
   };
+}
+
+function nodesRuntime(name: string | undefined): RuntimeName {
+  if (name === undefined) return ownRuntime;
+  if (name === "node" || name === "bun" || name === "deno") return name;
+  throw new Error(`--runtime: node, bun or deno, not ${name}`);
 }
 
 interface NodeUsage {
@@ -316,7 +345,7 @@ function printRatios(rows: readonly ClusterRow[], variant: string, base: string,
   );
 }
 
-function chartSeries(rows: readonly ClusterRow[]): ChartSeries[] {
+function chartSeries(rows: readonly ClusterRow[], keelRuntime: RuntimeName): ChartSeries[] {
   const series: ChartSeries[] = [];
   const add = (variant: string, label: string, color: string) => {
     const points = rows
@@ -324,9 +353,10 @@ function chartSeries(rows: readonly ClusterRow[]): ChartSeries[] {
       .map((r) => ({ x: r.connections, y: r.requestsPerSecond }));
     if (points.length > 0) series.push({ label, color, points });
   };
-  add("keel", "Keel (3 nodes, SQLite FULL)", "#2563eb");
-  add("etcd", "etcd 3.4 (3 nodes, JSON gateway)", "#f97316");
-  add("pipeline-off", "Keel, pipelining off", "#93c5fd");
+  const name = { node: "Node", bun: "Bun", deno: "Deno" };
+  add("keel", `Keel on ${name[keelRuntime]}`, "#2563eb");
+  if (keelRuntime !== "bun") add("bun", "Keel on Bun", "#16a34a");
+  add("etcd", "etcd 3.4 (JSON gateway)", "#f97316");
   return series;
 }
 
@@ -362,7 +392,9 @@ async function main(): Promise<void> {
       progress.update(`starting ${v.name} (${v.nodes} nodes)`);
       clusters.set(
         v.name,
-        v.system === "etcd" ? await startEtcd(v.nodes) : await startKeel(v.nodes, v.tuning),
+        v.system === "etcd"
+          ? await startEtcd(v.nodes)
+          : await startKeel(v.nodes, v.tuning, { runtime: v.runtime ?? p.runtime }),
       );
     }
     const total = [...p.runs.values()].reduce((n, levels) => n + levels.length, 0);
@@ -383,6 +415,7 @@ async function main(): Promise<void> {
 
   printRows(rows);
   printRatios(rows, "keel", "etcd", "Keel / etcd (same run, interleaved):");
+  printRatios(rows, "bun", "etcd", "Keel on Bun / etcd (same run):");
   printRatios(rows, "keel", "pipeline-off", "Pipelining on / off:");
   printRatios(rows, "keel", "small-batches", "Default batch limits / small:");
   for (const n of [5, 7]) printRatios(rows, `nodes-${n}`, "keel", `${n} nodes / 3 nodes:`);
@@ -406,6 +439,7 @@ async function main(): Promise<void> {
     rows,
     ratios: {
       keelToEtcd: ratios(rows, "keel", "etcd"),
+      bunToEtcd: ratios(rows, "bun", "etcd"),
       pipeliningOnToOff: ratios(rows, "keel", "pipeline-off"),
       defaultToSmallBatches: ratios(rows, "keel", "small-batches"),
     },
@@ -413,8 +447,8 @@ async function main(): Promise<void> {
   await writeReport(p.out, report);
   if (p.chart) {
     const svg = throughputChart(
-      `Writes/s vs connections: ${VALUE_BYTES}-byte PUTs, 3 nodes on one 2-core machine`,
-      chartSeries(rows),
+      `Writes/s, 3 nodes on one machine, ${VALUE_BYTES}-byte PUTs, fsync per commit`,
+      chartSeries(rows, p.runtime),
     );
     const svgUrl = new URL("./results/cluster.svg", import.meta.url);
     await mkdir(new URL(".", svgUrl), { recursive: true });

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { scriptCommand } from "../examples/kv/runtime.ts";
+import { type RuntimeName, runtime, scriptCommand } from "../examples/kv/runtime.ts";
 import type { WriteTarget } from "./load.ts";
 import { peakRssMiB } from "./procstat.ts";
 
@@ -183,8 +183,12 @@ function cluster(
 export async function startKeel(
   size: number,
   tuning: KeelTuning = {},
-  /** Extra arguments for the runtime, before the script (e.g. `--cpu-prof`). */
-  runtimeArgs: readonly string[] = [],
+  options: {
+    /** The runtime of the nodes; default: the one running the benchmark. */
+    readonly runtime?: RuntimeName;
+    /** Extra arguments for the runtime, before the script (e.g. `--cpu-prof` on Node). */
+    readonly runtimeArgs?: readonly string[];
+  } = {},
 ): Promise<RunningCluster> {
   const dir = await mkdtemp(join(tmpdir(), "keel-bench-"));
   const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
@@ -201,7 +205,8 @@ export async function startKeel(
     flags.push("--max-batch-bytes", String(tuning.maxBatchBytes));
   }
   const main = join(root, "examples", "kv", "main.ts");
-  const { command, args } = scriptCommand(main);
+  const { command, args } = nodeCommand(options.runtime ?? runtime, main);
+  const runtimeArgs = options.runtimeArgs ?? [];
   const children = ids.map((id, i) =>
     start(id, command, [
       ...runtimeArgs,
@@ -249,6 +254,24 @@ export async function startKeel(
   } catch (error) {
     await stopAll(children, dir);
     throw error;
+  }
+}
+
+/** The command running `script` on `name`: this process's runtime, or the npm package's binary. */
+function nodeCommand(name: RuntimeName, script: string): { command: string; args: string[] } {
+  if (name === runtime) return scriptCommand(script);
+  const bin = (tool: string) =>
+    fileURLToPath(new URL(`../node_modules/.bin/${tool}`, import.meta.url));
+  switch (name) {
+    case "node":
+      return {
+        command: "node",
+        args: ["--import", fileURLToPath(import.meta.resolve("tsx")), script],
+      };
+    case "bun":
+      return { command: bin("bun"), args: [script] };
+    case "deno":
+      return { command: bin("deno"), args: ["run", "-A", script] };
   }
 }
 
