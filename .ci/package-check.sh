@@ -3,10 +3,16 @@
 # - npm: `npm pack` (its prepack cleans dist/ and builds it), the tarball holds compiled JS and
 #   .d.ts only, installs into a fresh project, type-checks a consumer against its .d.ts and runs
 #   .ci/package-smoke/smoke.mjs on Node (without and with better-sqlite3), Bun and Deno;
-# - JSR: package.json and deno.json export the same subpaths; `deno publish --dry-run` passes.
-# Needs `npm ci` first. Only hono, valibot and @hono/node-server are installed from the registry
-# (from npm's cache when `npm ci` put them there); better-sqlite3, an optional peer, is not
-# installed: the already-built one from this checkout is linked in for the second Node run.
+# - the guide's getting-started example (docs/guide/examples/getting-started.ts, a 3-node cluster
+#   over HTTP), its imports turned into `keel` and `keel/<runtime>`, type-checked against the
+#   published .d.ts and run from that project on Node (through tsx), Bun and Deno;
+# - JSR: package.json and deno.json export the same subpaths; a Deno project imports the local
+#   package as `jsr:@keel/keel` (deno.json `links`) and runs the same example with `@keel/keel`
+#   specifiers; `deno publish --dry-run` passes.
+# Needs `npm ci` first. Only hono, valibot, @hono/node-server and tsx are installed from the
+# registry (from npm's cache when `npm ci` put them there; Deno fetches hono and valibot from the
+# npm registry too); better-sqlite3, an optional peer, is not installed: the already-built one
+# from this checkout is linked in for the second Node run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -59,18 +65,43 @@ if tar -xzOf "$tarball" --wildcards 'package/dist/*.js' | grep -nE "from \"\.{1,
 fi
 echo "$(wc -l <"$work/contents.txt") files"
 
+# The guide's first example with the imports a user writes: `keel` and `keel/<runtime>` (npm) or
+# `@keel/keel` and `@keel/keel/<runtime>` (JSR). Fails if a relative import is left over.
+example() {
+  sed -e "s#\"\.\./\.\./\.\./mod\.ts\"#\"$1\"#g" \
+    -e "s#\"\.\./\.\./\.\./adapters/server\.ts\"#\"$1/node\"#g" \
+    -e "s#\`\.\./\.\./\.\./adapters/\${runtime}\.ts\`#\`$1/\${runtime}\`#g" \
+    docs/guide/examples/getting-started.ts >"$2"
+  if grep -n '\.\./' "$2"; then
+    echo "relative imports left in the example (above)"
+    exit 1
+  fi
+}
+
+# Runs the example with "$@" and checks that the three nodes applied the same three writes.
+run_example() {
+  local output
+  output=$("$@") || { echo "$output"; exit 1; }
+  echo "$output" | sed 's/^/   /'
+  [ "$(echo "$output" | grep -cE '^n[123]: total 6$')" = 3 ] &&
+    echo "$output" | grep -qx 'read on the leader: 6' ||
+    { echo "the example did not print what the guide says"; exit 1; }
+}
+
 step "install the tarball into a fresh project"
 app=$work/app
 mkdir "$app"
 cp .ci/package-smoke/smoke.mjs .ci/package-smoke/tsconfig.json "$app/"
+example keel "$app/getting-started.ts"
 printf '{ "name": "keel-package-check", "private": true, "type": "module" }\n' >"$app/package.json"
-(cd "$app" && npm install --silent --no-audit --no-fund --prefer-offline "$tarball")
+tsx_version=$(node -p 'require("./node_modules/tsx/package.json").version')
+(cd "$app" && npm install --silent --no-audit --no-fund --prefer-offline "$tarball" "tsx@$tsx_version")
 if [ -e "$app/node_modules/better-sqlite3" ]; then
   echo "better-sqlite3 was installed although it is an optional peer"
   exit 1
 fi
 
-step "type-check a consumer against the published .d.ts (tsc, strict, no skipLibCheck)"
+step "type-check a consumer and the example against the published .d.ts (tsc, strict, no skipLibCheck)"
 (cd "$app" && "$bin/tsc" -p tsconfig.json)
 
 step "run: Node $(node --version), without better-sqlite3"
@@ -86,6 +117,31 @@ step "run: Bun $("$bin/bun" --version)"
 
 step "run: $("$bin/deno" --version | head -n 1)"
 (cd "$app" && "$bin/deno" run --allow-all --no-lock --node-modules-dir=manual smoke.mjs "$work/deno.db")
+
+step "the guide's getting-started example, from the tarball: Node $(node --version) (tsx)"
+(cd "$app" && run_example node --import tsx getting-started.ts)
+
+step "the guide's getting-started example, from the tarball: Bun"
+(cd "$app" && run_example "$bin/bun" getting-started.ts)
+
+step "the guide's getting-started example, from the tarball: Deno"
+(cd "$app" && run_example "$bin/deno" run --allow-all --no-lock --node-modules-dir=manual getting-started.ts)
+
+step "JSR: a Deno project imports jsr:@keel/keel from this checkout (links) and runs the example"
+jsr=$work/jsr-app
+mkdir "$jsr"
+example @keel/keel "$jsr/main.ts"
+node --input-type=module -e '
+import { readFileSync, writeFileSync } from "node:fs";
+const [root, out] = process.argv.slice(1);
+const keel = JSON.parse(readFileSync(`${root}/deno.json`, "utf8"));
+const config = {
+  imports: { "@keel/keel": `jsr:${keel.name}@^${keel.version}`, hono: keel.imports.hono },
+  links: [root],
+};
+writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`);
+' "$root" "$jsr/deno.json"
+(cd "$jsr" && run_example "$bin/deno" run --allow-all main.ts)
 
 step "JSR: deno publish --dry-run"
 "$bin/deno" publish --dry-run --allow-dirty
