@@ -38,6 +38,7 @@ import {
   type Logger,
   Raft,
   type RaftOptionsConfig,
+  type RaftRpcHandler,
   raftRoutes,
   type SnapshotMeta,
   type StateMachine,
@@ -244,8 +245,24 @@ const raft = new Raft({
 });
 await raft.start();
 
+/** The chunks this node received: how many, time spent answering them, first and last arrival. */
+const received = { chunks: 0, handlerMs: 0, firstAt: 0, lastAt: 0 };
+const handler: RaftRpcHandler = {
+  id,
+  handle: (message) => raft.handle(message),
+  async handleSnapshotChunk(chunk) {
+    const started = performance.now();
+    if (received.chunks++ === 0) received.firstAt = started;
+    try {
+      return await raft.handleSnapshotChunk(chunk);
+    } finally {
+      received.lastAt = performance.now();
+      received.handlerMs += received.lastAt - started;
+    }
+  },
+};
 const app = new Hono();
-app.route("/raft", raftRoutes(raft));
+app.route("/raft", raftRoutes(handler));
 app.route("/control", control());
 const server = await serve(app, { hostname: "127.0.0.1", port: 0 });
 const address = `http://127.0.0.1:${server.port}/raft`;
@@ -301,6 +318,9 @@ function control(): Hono {
       restoredIndex: machine.restoredIndex,
       verifiedBytes: machine.verifiedBytes,
       restoreMs: machine.restoreMs,
+      chunksReceived: received.chunks,
+      chunkHandlerMs: received.handlerMs,
+      receivingMs: received.lastAt - received.firstAt,
     });
   });
   return routes;

@@ -46,6 +46,9 @@ interface Stats {
   readonly restoredIndex: number;
   readonly verifiedBytes: number;
   readonly restoreMs: number;
+  readonly chunksReceived: number;
+  readonly chunkHandlerMs: number;
+  readonly receivingMs: number;
 }
 
 interface Row {
@@ -55,6 +58,11 @@ interface Row {
   readonly catchUpSeconds: number;
   readonly mbPerSecond: number;
   readonly restoreSeconds: number;
+  /** Chunk requests the follower answered, and the time its node spent on them (install too). */
+  readonly chunks: number;
+  readonly followerChunkSeconds: number;
+  /** From the first chunk's arrival to the last one's answer. */
+  readonly receivingSeconds: number;
   readonly leaderIdleRssMiB: number;
   readonly followerIdleRssMiB: number;
   readonly leaderBuildPeakMiB: number;
@@ -176,6 +184,9 @@ async function measure(stateMiB: number): Promise<Row> {
       catchUpSeconds: ms / 1000,
       mbPerSecond: toMiB(setup.snapshotBytes) / (ms / 1000),
       restoreSeconds: followerAfter.restoreMs / 1000,
+      chunks: followerAfter.chunksReceived,
+      followerChunkSeconds: followerAfter.chunkHandlerMs / 1000,
+      receivingSeconds: followerAfter.receivingMs / 1000,
       leaderIdleRssMiB: toMiB(leaderIdle.rssBytes),
       followerIdleRssMiB: toMiB(followerIdle.rssBytes),
       leaderBuildPeakMiB: toMiB(built.peakRssBytes),
@@ -183,8 +194,11 @@ async function measure(stateMiB: number): Promise<Row> {
       followerPeakMiB: toMiB(followerAfter.peakRssBytes),
     };
   } finally {
-    for (const child of children) child.kill();
-    await Promise.all(children.map((child) => child.exited));
+    // The leader first, so it does not see its follower go and warn about it.
+    for (const child of children) {
+      child.kill();
+      await child.exited;
+    }
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -204,6 +218,7 @@ printTable(
     "catch-up s",
     "MiB/s",
     "restore s",
+    "chunks",
     "leader idle",
     "leader peak build",
     "leader peak stream",
@@ -216,6 +231,7 @@ printTable(
     fmt(r.catchUpSeconds, 2),
     fmt(r.mbPerSecond, 1),
     fmt(r.restoreSeconds, 2),
+    fmt(r.chunks),
     fmt(r.leaderIdleRssMiB, 1),
     fmt(r.leaderBuildPeakMiB, 1),
     fmt(r.leaderStreamPeakMiB, 1),
