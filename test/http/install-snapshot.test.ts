@@ -8,7 +8,8 @@ import { raftRoutes } from "../../src/http/routes.ts";
 import { encodeSnapshotChunk, INSTALL_SNAPSHOT_PATH } from "../../src/http/snapshot-codec.ts";
 import { MemoryNetwork } from "../../src/net/memory.ts";
 import { MemoryLogStore } from "../../src/storage/memory.ts";
-import { RecordingStateMachine, testConfig } from "../driver/harness.ts";
+import { MemorySnapshotStore } from "../../src/storage/memory-snapshot.ts";
+import { RecordingStateMachine, testConfig, waitMs } from "../driver/harness.ts";
 import { loadAdapter, runtime } from "../helpers/runtime.ts";
 import {
   appendEntries,
@@ -18,6 +19,7 @@ import {
   post,
   RecordingHandler,
   snapshotChunk,
+  threeNodes,
 } from "./helpers.ts";
 
 const OCTET = "application/octet-stream";
@@ -395,5 +397,126 @@ describe(`POST ${INSTALL_SNAPSHOT_PATH} on ${runtime}`, () => {
         assert.match(errorOf(answer), pattern);
       });
     }
+  });
+});
+
+describe(`POST ${INSTALL_SNAPSHOT_PATH} on ${runtime} in front of a real Raft node`, () => {
+  const machine = new RecordingStateMachine();
+  const snapshots = new MemorySnapshotStore();
+  const raft = new Raft({
+    id: "n2",
+    config: testConfig,
+    logStore: new MemoryLogStore(),
+    snapshotStore: snapshots,
+    stateMachine: machine,
+    network: new MemoryNetwork().endpoint("n2"),
+  });
+  let server: Server;
+  let url = "";
+  const auth = { Authorization: `Bearer ${SECRET}` };
+  /** The leader's state: three commands, as RecordingStateMachine's snapshot lines. */
+  const state = encoder.encode(['"a"', '"b"', '"c"'].map((line) => `${line}\n`).join(""));
+
+  before(async () => {
+    const { serve } = await loadAdapter();
+    // Started, never initialized: a new node waiting for a leader.
+    await raft.start();
+    const app = new Hono();
+    app.route("/raft", raftRoutes(raft, { secret: SECRET }));
+    server = await serve(app, { hostname: "127.0.0.1", port: 0 });
+    url = `http://127.0.0.1:${server.port}/raft${INSTALL_SNAPSHOT_PATH}`;
+  });
+
+  after(async () => {
+    await server.close();
+    await raft.shutdown();
+  });
+
+  function observable() {
+    const m = raft.metrics.current;
+    return {
+      term: m.term,
+      lastLogIndex: m.lastLogIndex,
+      lastApplied: m.lastApplied,
+      snapshotIndex: m.snapshotIndex,
+      membership: m.membership,
+      stopped: m.stopped,
+      applied: [...machine.applied],
+    };
+  }
+
+  it("malformed chunks, and chunks without the secret, change nothing", async () => {
+    const before = observable();
+    for (const c of badChunks) {
+      const answer = await post(url, c.body(), c.contentType ?? OCTET, auth);
+      assert.equal(answer.status, 400, `${c.name}: ${errorOf(answer)}`);
+    }
+    const valid = encodeSnapshotChunk(snapshotChunk("n2", 0, state, true));
+    for (const headers of [{}, { Authorization: "Bearer wrong" }] as Record<string, string>[]) {
+      assert.equal((await post(url, valid, OCTET, headers)).status, 401);
+    }
+    assert.deepEqual(observable(), before);
+    assert.equal(await snapshots.current(), null, "no snapshot was installed");
+  });
+
+  it("a snapshot sent in chunks is written aside, then installed with the last one", async () => {
+    const cut = 5;
+    const first = snapshotChunk("n2", 0, state.subarray(0, cut), false);
+    const last = snapshotChunk("n2", cut, state.subarray(cut), true);
+    // Until the install the node's term is its own: the core sees the snapshot only at the end.
+    const term = raft.metrics.current.term;
+    assert.equal(term, 0);
+    // The sender opens with an empty chunk to learn how much the follower holds.
+    const opening = await post(
+      url,
+      encodeSnapshotChunk(snapshotChunk("n2", 0, new Uint8Array(0), false)),
+      OCTET,
+      auth,
+    );
+    assert.equal(opening.status, 200, errorOf(opening));
+    assert.deepEqual(opening.body, { term, from: "n2", to: "n1", offset: 0, answer: null });
+    const middle = await post(url, encodeSnapshotChunk(first), OCTET, auth);
+    assert.deepEqual(middle.body, { term, from: "n2", to: "n1", offset: cut, answer: null });
+    assert.deepEqual(machine.applied, [], "nothing is installed before the last chunk");
+    // A chunk past what the follower holds is a gap: it answers where to resume.
+    const gap = await post(
+      url,
+      encodeSnapshotChunk(snapshotChunk("n2", cut + 2, state.subarray(cut + 2), true)),
+      OCTET,
+      auth,
+    );
+    assert.equal((gap.body as { offset: number }).offset, cut);
+    const final = await post(url, encodeSnapshotChunk(last), OCTET, auth);
+    assert.equal(final.status, 200, errorOf(final));
+    assert.deepEqual(final.body, {
+      term: 3,
+      from: "n2",
+      to: "n1",
+      offset: state.length,
+      answer: {
+        type: "installSnapshotResponse",
+        term: 3,
+        from: "n2",
+        to: "n1",
+        success: true,
+        matchIndex: 100,
+      },
+    });
+    await raft.metrics.waitFor((m) => m.lastApplied >= 100, { timeoutMs: waitMs });
+    assert.deepEqual(machine.applied, ["a", "b", "c"]);
+    assert.deepEqual(machine.restores, [100]);
+    const m = raft.metrics.current;
+    assert.equal(m.snapshotIndex, 100);
+    assert.equal(m.term, 3);
+    assert.deepEqual(m.membership.voters, threeNodes.voters);
+    assert.equal((await snapshots.current())?.size, state.length);
+  });
+
+  it("a chunk from an older term is answered with the node's term and not written", async () => {
+    const stale = snapshotChunk("n2", 0, state, true, { term: 2, lastIncludedIndex: 200 });
+    const answer = await post(url, encodeSnapshotChunk(stale), OCTET, auth);
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.body, { term: 3, from: "n2", to: "n1", offset: 0, answer: null });
+    assert.equal(raft.metrics.current.snapshotIndex, 100);
   });
 });
