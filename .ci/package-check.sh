@@ -3,6 +3,7 @@
 # - npm: `npm pack` (its prepack cleans dist/ and builds it), the tarball holds compiled JS and
 #   .d.ts only, installs into a fresh project, type-checks a consumer against its .d.ts and runs
 #   .ci/package-smoke/smoke.mjs on Node (without and with better-sqlite3), Bun and Deno;
+# - the README's 30-second example, as printed there, type-checked and run the same way;
 # - the guide's getting-started example (docs/guide/examples/getting-started.ts, a 3-node cluster
 #   over HTTP), its imports turned into `keel` and `keel/<runtime>`, type-checked against the
 #   published .d.ts and run from that project on Node (through tsx), Bun and Deno;
@@ -50,11 +51,12 @@ echo "$(basename "$tarball"): $(du -k "$tarball" | cut -f1) kB"
 
 step "tarball contents: compiled JS and declarations only"
 tar -tzf "$tarball" | sort >"$work/contents.txt"
-for file in package/package.json package/README.md package/dist/mod.js package/dist/mod.d.ts \
+for file in package/package.json package/README.md package/CHANGELOG.md package/LICENSE \
+  package/dist/mod.js package/dist/mod.d.ts \
   package/dist/adapters/{node,bun,deno}.{js,d.ts}; do
   grep -qx "$file" "$work/contents.txt" || { echo "missing from the tarball: $file"; exit 1; }
 done
-if grep -vE '^package/(package\.json|README\.md|LICEN[CS]E[^/]*|dist/.+\.(js|d\.ts))$' \
+if grep -vE '^package/(package\.json|README\.md|CHANGELOG\.md|LICEN[CS]E[^/]*|dist/.+\.(js|d\.ts))$' \
   "$work/contents.txt"; then
   echo "unexpected files in the tarball (above)"
   exit 1
@@ -93,6 +95,13 @@ app=$work/app
 mkdir "$app"
 cp .ci/package-smoke/smoke.mjs .ci/package-smoke/tsconfig.json "$app/"
 example keel "$app/getting-started.ts"
+# The README's 30-second example, exactly as printed there (it imports "keel").
+node --input-type=module -e '
+import { readFileSync, writeFileSync } from "node:fs";
+const match = /<!-- readme-example -->\n```ts\n([\s\S]*?)```/.exec(readFileSync("README.md", "utf8"));
+if (!match) throw new Error("README.md: no ts block after <!-- readme-example -->");
+writeFileSync(process.argv[1], match[1]);
+' "$app/readme.ts"
 printf '{ "name": "keel-package-check", "private": true, "type": "module" }\n' >"$app/package.json"
 tsx_version=$(node -p 'require("./node_modules/tsx/package.json").version')
 (cd "$app" && npm install --silent --no-audit --no-fund --prefer-offline "$tarball" "tsx@$tsx_version")
@@ -117,6 +126,20 @@ step "run: Bun $("$bin/bun" --version)"
 
 step "run: $("$bin/deno" --version | head -n 1)"
 (cd "$app" && "$bin/deno" run --allow-all --no-lock --node-modules-dir=manual smoke.mjs "$work/deno.db")
+
+# Runs the README's example with "$@" and checks what it printed.
+run_readme() {
+  local output
+  output=$("$@") || { echo "$output"; exit 1; }
+  echo "   $output"
+  echo "$output" | grep -qE '^committed at index [0-9]+; n[123] applied: hello, raft$' ||
+    { echo "the README's example did not print what it should"; exit 1; }
+}
+
+step "the README's example, from the tarball: Node (tsx), Bun, Deno"
+(cd "$app" && run_readme node --import tsx readme.ts)
+(cd "$app" && run_readme "$bin/bun" readme.ts)
+(cd "$app" && run_readme "$bin/deno" run --allow-all --no-lock --node-modules-dir=manual readme.ts)
 
 step "the guide's getting-started example, from the tarball: Node $(node --version) (tsx)"
 (cd "$app" && run_example node --import tsx getting-started.ts)
