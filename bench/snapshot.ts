@@ -79,18 +79,21 @@ interface Child {
 
 const args = benchArgs(process.argv.slice(2), {
   usage:
-    "usage: bench/snapshot.ts [--sizes 64,256] [--chunk-kib 1024] [--quick] [--out FILE]\n" +
+    "usage: bench/snapshot.ts [--sizes 64,256] [--chunk-kib 1024] [--rpc-timeout-ms 60000]\n" +
+    "                         [--quick] [--out FILE]\n" +
     "  --sizes      state sizes in MiB, one fresh pair of processes each\n" +
     "  --chunk-kib  snapshot data per chunk sent (snapshotChunkBytes), KiB\n" +
+    "  --rpc-timeout-ms  the nodes' rpcTimeoutMs (default 60000: room for the install)\n" +
     "  --quick      sizes 16,64",
   levelsName: "sizes",
   levels: process.argv.includes("--quick") ? [16, 64] : [64, 256],
   out: new URL(`./results/snapshot-${runtime().name}.json`, import.meta.url),
   seconds: { normal: 1, quick: 1 },
   warmup: { normal: 0, quick: 0 },
-  extra: { "chunk-kib": 1024 },
+  extra: { "chunk-kib": 1024, "rpc-timeout-ms": 60_000 },
 });
 const chunkBytes = (args.extra["chunk-kib"] as number) * 1024;
+const rpcTimeoutMs = args.extra["rpc-timeout-ms"] as number;
 const script = new URL("./snapshot-node.ts", import.meta.url).pathname;
 
 /** Starts a node process and resolves once it prints `ready <port>`. */
@@ -98,7 +101,11 @@ async function startNode(id: string, dataDir: string): Promise<Child> {
   const { command, args: commandArgs } = scriptCommand(script);
   const child = spawn(
     command,
-    [...commandArgs, "--id", id, "--data", dataDir, "--chunk-bytes", String(chunkBytes)],
+    [
+      ...commandArgs,
+      ...["--id", id, "--data", dataDir, "--chunk-bytes", String(chunkBytes)],
+      ...["--rpc-timeout-ms", String(rpcTimeoutMs)],
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -248,15 +255,18 @@ const growth = {
   leaderStreamPeakMiB: last.leaderStreamPeakMiB - first.leaderStreamPeakMiB,
   followerPeakMiB: last.followerPeakMiB - first.followerPeakMiB,
 };
-console.log(
-  `peak memory growth from ${growth.fromMiB} to ${growth.toMiB} MiB of state: leader ${signed(growth.leaderBuildPeakMiB)} MiB (build), ${signed(growth.leaderStreamPeakMiB)} MiB (stream); follower ${signed(growth.followerPeakMiB)} MiB`,
-);
+if (rows.length > 1) {
+  console.log(
+    `peak memory growth from ${growth.fromMiB} to ${growth.toMiB} MiB of state: leader ${signed(growth.leaderBuildPeakMiB)} MiB (build), ${signed(growth.leaderStreamPeakMiB)} MiB (stream); follower ${signed(growth.followerPeakMiB)} MiB`,
+  );
+}
 await writeReport(args.out, {
   benchmark: "snapshot",
   runtime: { name, version },
   chunkBytes,
+  rpcTimeoutMs,
   rows,
-  growth,
+  growth: rows.length > 1 ? growth : null,
 });
 
 function signed(n: number): string {
