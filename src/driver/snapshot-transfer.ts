@@ -63,6 +63,8 @@ export interface TransferHost {
   readonly slot: SnapshotSlot;
   /** Largest data per chunk sent. */
   readonly chunkBytes: number;
+  /** Chunks in flight to one follower at most. */
+  readonly window: number;
   readonly rpcTimeoutMs: number;
   /** Backoff after a failed chunk: doubles from min to max. */
   readonly retryMinMs: number;
@@ -85,6 +87,14 @@ export interface TransferHost {
 interface Stream {
   cancelled: boolean;
   wake: (() => void) | null;
+}
+
+/** A chunk on its way: its range, and its answer (or the error of its send). */
+interface Sent {
+  readonly offset: number;
+  readonly end: number;
+  readonly done: boolean;
+  readonly answer: Promise<{ response: SnapshotChunkResponse } | { error: unknown }>;
 }
 
 /** The leader's side: one stream per follower, restarted or cancelled by the core's effects. */
@@ -144,10 +154,10 @@ export class SnapshotSenders {
   }
 
   /**
-   * Sends the snapshot one chunk at a time, each answered with the follower's durable offset,
-   * where the next chunk starts: after a failure the stream resumes from the last offset the
-   * follower acknowledged. It opens with an empty chunk, which learns the offset of a copy the
-   * follower kept from an earlier stream of this leader.
+   * Sends the snapshot in chunks, `window` of them in flight, each answered with the follower's
+   * durable offset: after a failure the stream resumes from the last offset the follower
+   * acknowledged. It opens with an empty chunk, which learns the offset of a copy the follower
+   * kept from an earlier stream of this leader.
    */
   async #stream(peer: NodeId, index: number, term: number, stream: Stream): Promise<boolean> {
     const host = this.#host;
@@ -167,29 +177,55 @@ export class SnapshotSenders {
       membership: meta.membership,
     };
     const reader = new ChunkReader(host.store, current, host.chunkBytes);
+    const send = (offset: number, data: Uint8Array): Sent => {
+      const done = offset + data.length === size;
+      const chunk: SnapshotChunk = { snapshot: request, offset, data, done };
+      const address = host.addressOf(peer) ?? "";
+      const answer = host.network.sendSnapshotChunk(peer, address, chunk, host.rpcTimeoutMs).then(
+        (response) => ({ response }),
+        (error: unknown) => ({ error }),
+      );
+      return { offset, end: offset + data.length, done, answer };
+    };
     try {
-      let offset = 0;
-      let data: Uint8Array = EMPTY;
+      /** Chunks sent and not yet answered, in offset order. */
+      let inflight: Sent[] = [];
+      let next = 0;
+      let acked = 0;
+      let opened = false;
       let failures = 0;
       for (;;) {
         if (stream.cancelled || host.role() !== "leader" || host.term() !== leaderTerm) {
           return false;
         }
-        const done = offset + data.length === size;
-        let response: SnapshotChunkResponse;
-        try {
-          const address = host.addressOf(peer) ?? "";
-          const chunk: SnapshotChunk = { snapshot: request, offset, data, done };
-          response = await host.network.sendSnapshotChunk(peer, address, chunk, host.rpcTimeoutMs);
-        } catch (error) {
+        if (!opened) {
+          if (inflight.length === 0) inflight.push(send(0, EMPTY));
+        } else {
+          // Up to `window` chunks in flight: the follower writes one while the next travels.
+          while (inflight.length < host.window && !inflight[inflight.length - 1]?.done) {
+            const data = await reader.at(next);
+            if (stream.cancelled) return false;
+            inflight.push(send(next, data));
+            next += data.length;
+          }
+        }
+        const head = inflight.shift() as Sent;
+        const result = await head.answer;
+        if (stream.cancelled) return false;
+        if ("error" in result) {
           failures++;
-          host.debug("snapshot chunk failed", { peer, offset, failures, error: String(error) });
+          const error = String(result.error);
+          host.debug("snapshot chunk failed", { peer, offset: head.offset, failures, error });
+          // Later chunks would land beyond what the follower holds: resend from the last ack.
+          inflight = [];
+          next = acked;
           if (failures >= host.maxAttempts) return false;
           await this.#sleep(stream, Math.min(host.retryMaxMs, host.retryMinMs * 2 ** failures));
-          continue; // the same chunk again, from the acknowledged offset
+          continue;
         }
         failures = 0;
-        if (stream.cancelled) return false;
+        opened = true;
+        const { response } = result;
         if (response.term > leaderTerm) {
           // A newer term (§5.1): the core steps down.
           await host.stepMessage({
@@ -208,8 +244,12 @@ export class SnapshotSenders {
         }
         if (!Number.isSafeInteger(response.offset) || response.offset < 0) return false;
         if (response.offset > size) return false; // not this snapshot's copy
-        offset = response.offset;
-        data = await reader.at(offset);
+        acked = response.offset;
+        if (acked !== head.end) {
+          // The follower holds another amount (a copy kept from before, or lost): go on from it.
+          inflight = [];
+          next = acked;
+        }
       }
     } finally {
       await reader.close();

@@ -146,11 +146,14 @@ describe("Raft snapshots: catching up through a snapshot", () => {
     const c = await cluster();
     const leader = await c.leader();
     await writeMany(leader, 60, "b");
-    await leader.raft.metrics.waitFor((m) => m.firstLogIndex > 30, { timeoutMs: waitMs });
+    // The last snapshot the policy takes (at 60 or so) is durable and the log purged behind it.
+    await leader.raft.metrics.waitFor((m) => m.snapshotIndex >= 60 && m.firstLogIndex > 55, {
+      timeoutMs: waitMs,
+    });
     const n4 = await c.addNode("n4");
     await leader.raft.changeMembership({ ...c.members, n4: n4.address });
     await sameState(c, leader, [...ids, "n4"]);
-    assert.equal(n4.machine.restores.length, 1, "one snapshot installed");
+    assert.equal(n4.machine.restores.length, 1, `one snapshot installed: ${n4.machine.restores}`);
     const installed = n4.machine.restores[0] as number;
     assert.ok(installed >= 40, `installed ${installed}`);
     await leader.raft.write(bytes("after-join"));
@@ -212,16 +215,14 @@ describe("Raft snapshots: streaming", () => {
     await sameState(c, leader);
     assert.equal(dropped, 3);
     assert.deepEqual(lagging.machine.restores, [snapshot.meta.index]);
-    // Resumed, not restarted: every byte crossed once, in order.
+    // Resumed, not restarted: nothing before a lost chunk was sent again, and the bytes sent
+    // are the snapshot plus, per loss, the chunks in flight behind the lost one (2 at most).
     const sent = delivered.filter((d) => d.length > 0);
-    assert.equal(
-      sent.reduce((n, d) => n + d.length, 0),
-      snapshot.size,
-    );
-    for (let i = 1; i < sent.length; i++) {
-      const prev = sent[i - 1] as { offset: number; length: number };
-      assert.equal((sent[i] as { offset: number }).offset, prev.offset + prev.length);
-    }
+    const total = sent.reduce((n, d) => n + d.length, 0);
+    assert.ok(total >= snapshot.size && total <= snapshot.size + 3 * 2 * 100, `${total} bytes`);
+    assert.equal(sent.filter((d) => d.offset === 0).length, 1, "the start was sent once");
+    const before500 = sent.filter((d) => d.offset < 500);
+    assert.equal(before500.length, 5, "each chunk before the first loss was sent once");
   });
 
   it("a newer snapshot supersedes a running stream: the old one stops, the new one is installed", async () => {
