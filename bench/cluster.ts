@@ -101,6 +101,9 @@ const VARIANTS: readonly Variant[] = [
 
 type Mode = "smoke" | "quick" | "full";
 
+/** The variants compared at every level with their clusters up together (and charted). */
+const MAIN = ["keel", "etcd", "bun"];
+
 interface Plan {
   readonly mode: Mode;
   readonly seconds: number;
@@ -221,6 +224,8 @@ interface NodeUsage {
 
 export interface ClusterRow extends LoadResult {
   readonly variant: string;
+  /** "main", or the variant this row was measured beside (its own baseline turn). */
+  readonly phase: string;
   readonly system: "keel" | "etcd";
   readonly nodes: number;
   /** Each node's CPU in the window (leader first). */
@@ -238,7 +243,7 @@ async function measure(
   plan: Plan,
   progress: Progress,
   step: string,
-): Promise<ClusterRow> {
+): Promise<Omit<ClusterRow, "phase">> {
   cluster.check();
   const label = `${step} ${variant.name} @ ${connections} conn`;
   let opened: CpuSample[] = [];
@@ -285,6 +290,7 @@ function printRows(rows: readonly ClusterRow[]): void {
   printTable(
     [
       "variant",
+      "beside",
       "conn",
       "writes/s",
       "p50 ms",
@@ -297,6 +303,7 @@ function printRows(rows: readonly ClusterRow[]): void {
     ],
     rows.map((r) => [
       r.variant,
+      r.phase === "main" ? "" : r.phase,
       String(r.connections),
       fmt(r.requestsPerSecond),
       ms(r.latencyMs.p50),
@@ -318,7 +325,9 @@ export function ratios(
 ): { connections: number; throughput: number; p50: number; p99: number }[] {
   const out = [];
   for (const row of rows.filter((r) => r.variant === variant)) {
-    const other = rows.find((r) => r.variant === base && r.connections === row.connections);
+    const other = rows.find(
+      (r) => r.variant === base && r.connections === row.connections && r.phase === row.phase,
+    );
     if (other === undefined) continue;
     out.push({
       connections: row.connections,
@@ -338,9 +347,9 @@ function printRatios(rows: readonly ClusterRow[], variant: string, base: string,
     ["conn", `${variant}/${base} writes/s`, "p50 ratio", "p99 ratio"],
     list.map((r) => [
       String(r.connections),
-      `${fmt(r.throughput, 2)}×`,
-      fmt(r.p50, 2),
-      fmt(r.p99, 2),
+      Number.isFinite(r.throughput) ? `${fmt(r.throughput, 2)}×` : "-",
+      Number.isFinite(r.p50) ? fmt(r.p50, 2) : "-",
+      Number.isFinite(r.p99) ? fmt(r.p99, 2) : "-",
     ]),
   );
 }
@@ -349,7 +358,7 @@ function chartSeries(rows: readonly ClusterRow[], keelRuntime: RuntimeName): Cha
   const series: ChartSeries[] = [];
   const add = (variant: string, label: string, color: string) => {
     const points = rows
-      .filter((r) => r.variant === variant)
+      .filter((r) => r.variant === variant && r.phase === "main")
       .map((r) => ({ x: r.connections, y: r.requestsPerSecond }));
     if (points.length > 0) series.push({ label, color, points });
   };
@@ -386,26 +395,48 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  const start = async (v: Variant) => {
+    progress.update(`starting ${v.name} (${v.nodes} nodes)`);
+    const cluster =
+      v.system === "etcd"
+        ? await startEtcd(v.nodes)
+        : await startKeel(v.nodes, v.tuning, { runtime: v.runtime ?? p.runtime });
+    clusters.set(v.name, cluster);
+    return cluster;
+  };
+  const stop = async (v: Variant) => {
+    await clusters.get(v.name)?.stop();
+    clusters.delete(v.name);
+  };
+  // The main comparison runs with its clusters up together; every other variant then runs
+  // alone beside `keel`, measured again in the same turns, so each ratio has its own baseline
+  // and idle clusters (a few % of a core each) do not weigh on the others.
+  const main = variants.filter((v) => MAIN.includes(v.name));
+  const others = variants.filter((v) => !MAIN.includes(v.name));
+  const keel = main.find((v) => v.name === "keel");
+  const levels = (v: Variant) => p.runs.get(v.name) ?? [];
+  const total =
+    main.reduce((n, v) => n + levels(v).length, 0) +
+    others.reduce((n, v) => n + levels(v).length * (keel ? 2 : 1), 0);
+  let done = 0;
+  const turn = async (v: Variant, connections: number, phase: string) => {
+    const cluster = clusters.get(v.name) as RunningCluster;
+    const step = `[${++done}/${total}]`;
+    rows.push({ ...(await measure(cluster, v, connections, p, progress, step)), phase });
+  };
   try {
-    // Every cluster runs for the whole benchmark; idle, each costs a few % of a core.
-    for (const v of variants) {
-      progress.update(`starting ${v.name} (${v.nodes} nodes)`);
-      clusters.set(
-        v.name,
-        v.system === "etcd"
-          ? await startEtcd(v.nodes)
-          : await startKeel(v.nodes, v.tuning, { runtime: v.runtime ?? p.runtime }),
-      );
-    }
-    const total = [...p.runs.values()].reduce((n, levels) => n + levels.length, 0);
-    let done = 0;
+    for (const v of main) await start(v);
     for (const connections of p.connections) {
-      for (const v of variants) {
-        if (!p.runs.get(v.name)?.includes(connections)) continue;
-        const cluster = clusters.get(v.name) as RunningCluster;
-        const step = `[${++done}/${total}]`;
-        rows.push(await measure(cluster, v, connections, p, progress, step));
+      for (const v of main) if (levels(v).includes(connections)) await turn(v, connections, "main");
+    }
+    for (const v of main) if (v !== keel) await stop(v);
+    for (const v of others) {
+      await start(v);
+      for (const connections of levels(v)) {
+        if (keel) await turn(keel, connections, v.name);
+        await turn(v, connections, v.name);
       }
+      await stop(v);
     }
   } finally {
     progress.update("stopping the clusters");

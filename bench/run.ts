@@ -71,6 +71,7 @@ interface InprocReport {
 }
 interface ClusterRow {
   variant: string;
+  phase: string;
   connections: number;
   requestsPerSecond: number;
   latencyMs: { p50: number; p99: number; p999: number };
@@ -93,8 +94,10 @@ function goals(
   cluster: ClusterReport | null,
 ): Goal[] {
   const out: Goal[] = [];
-  const row = (variant: string, connections: number) =>
-    cluster?.rows.find((r) => r.variant === variant && r.connections === connections);
+  const row = (variant: string, connections: number, phase = "main") =>
+    cluster?.rows.find(
+      (r) => r.variant === variant && r.connections === connections && r.phase === phase,
+    );
   const k256 = row("keel", 256);
   const e256 = row("etcd", 256);
   if (k256 && e256) {
@@ -122,7 +125,7 @@ function goals(
   const gains = (cluster?.rows ?? [])
     .filter((r) => r.variant === "pipeline-off")
     .map((off) => {
-      const on = row("keel", off.connections);
+      const on = row("keel", off.connections, "pipeline-off");
       return on
         ? { connections: off.connections, gain: on.requestsPerSecond / off.requestsPerSecond }
         : null;
