@@ -87,7 +87,12 @@ export class Clients {
         const expected = rng.chance(0.85) ? seen : null;
         call = { kind: "cas", expected, value: this.#uniqueValue(client) };
       }
-      await this.invoke(client, key, call);
+      const op = await this.invoke(client, key, call);
+      // A node with no leader or no process answers at once: back off a little, as a real
+      // client would, instead of flooding the history with instant failures.
+      if (op.outcome.status === "unknown") {
+        await new Promise((resolve) => setTimeout(resolve, rng.int(100, 300)));
+      }
     }
   }
 

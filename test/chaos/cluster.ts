@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -55,12 +56,19 @@ export class ChaosCluster {
     nodes: ChaosNode[],
     readonly dir: string,
     readonly secret: string,
+    /** More command-line flags for every node (e.g. its snapshot policy). */
+    readonly flags: readonly string[],
   ) {
     this.nodes = nodes;
   }
 
   /** Picks the nodes' ports and starts a proxy on every directed link; no node starts yet. */
-  static async create(dir: string, ids: readonly string[], secret: string): Promise<ChaosCluster> {
+  static async create(
+    dir: string,
+    ids: readonly string[],
+    secret: string,
+    flags: readonly string[] = [],
+  ): Promise<ChaosCluster> {
     const nodes: ChaosNode[] = [];
     for (const id of ids) {
       const port = await freePort();
@@ -75,7 +83,7 @@ export class ChaosCluster {
         crashes: [],
       });
     }
-    const cluster = new ChaosCluster(nodes, dir, secret);
+    const cluster = new ChaosCluster(nodes, dir, secret, flags);
     for (const from of nodes) {
       for (const to of nodes) {
         if (from === to) continue;
@@ -109,7 +117,7 @@ export class ChaosCluster {
       .map((n) => `${n.id}=http://127.0.0.1:${this.link(node.id, n.id).port}`)
       .join(",");
     const cli = ["--id", node.id, "--listen", `127.0.0.1:${node.port}`, "--data", node.data];
-    cli.push("--cluster", cluster, "--secret", this.secret, "--peer-route", routes);
+    cli.push("--cluster", cluster, "--secret", this.secret, "--peer-route", routes, ...this.flags);
     const child = spawn(command, [...args, ...cli], {
       cwd: root,
       env: { ...process.env, NO_COLOR: "1" },
@@ -204,6 +212,16 @@ export class ChaosCluster {
       [...this.#logs.values()].map((log) => new Promise<void>((resolve) => log.end(resolve))),
     );
     this.#logs.clear();
+  }
+
+  /** How many lines of the nodes' logs (after `close`) contain `text`. */
+  async countLogLines(text: string): Promise<number> {
+    let count = 0;
+    for (const node of this.nodes) {
+      const log = await readFile(join(this.dir, `${node.id}.log`), "utf8").catch(() => "");
+      for (const line of log.split("\n")) if (line.includes(text)) count++;
+    }
+    return count;
   }
 
   #log(id: string): WriteStream {

@@ -29,6 +29,13 @@ export interface ChaosOptions {
   readonly clientTimeoutMs?: number;
   readonly holdMs?: readonly [number, number];
   readonly quietMs?: readonly [number, number];
+  /**
+   * Each node snapshots and compacts its log every this many applied entries (low, so restarted
+   * and re-added nodes catch up by InstallSnapshot through the proxies); 0: never. Default 300.
+   */
+  readonly snapshotThreshold?: number;
+  /** Log entries kept behind a snapshot. Default 10. */
+  readonly snapshotTrailingEntries?: number;
   /** Budget of the checker's search. */
   readonly checkTimeLimitMs?: number;
   /** Progress lines (nemesis steps, phases). */
@@ -47,6 +54,8 @@ export interface ChaosReport {
   readonly faultEvents: readonly FaultEvent[];
   readonly nemesisNotes: readonly string[];
   readonly leaders: readonly LeaderChange[];
+  /** Snapshots the nodes logged: built (and the log compacted), installed from a leader. */
+  readonly snapshots: { readonly built: number; readonly installed: number };
   /** Election safety violations seen by the observer. */
   readonly leaderConflicts: readonly string[];
   /** Node exits the harness did not cause. */
@@ -77,7 +86,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? (() => {});
   const rng = new Random(options.seed);
   const dir = await mkdtemp(join(tmpdir(), "keel-chaos-"));
-  const cluster = await ChaosCluster.create(dir, IDS, SECRET);
+  const cluster = await ChaosCluster.create(dir, IDS, SECRET, [
+    "--snapshot-threshold",
+    String(options.snapshotThreshold ?? 300),
+    "--snapshot-trailing-entries",
+    String(options.snapshotTrailingEntries ?? 10),
+  ]);
   // No node outlives the harness, however it ends.
   const killAll = () => cluster.killAllNow();
   process.once("exit", killAll);
@@ -137,6 +151,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     });
     const checkMs = performance.now() - checkStart;
 
+    await cluster.close();
+    const snapshots = {
+      built: await cluster.countLogLines("snapshot built"),
+      installed: await cluster.countLogLines("snapshot installed"),
+    };
     const crashes = cluster.nodes.flatMap((n) => n.crashes.map((c) => `${n.id} ${c}`));
     const report: ChaosReport = {
       seed: options.seed,
@@ -149,6 +168,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       faultEvents: nemesis.events,
       nemesisNotes: nemesis.notes,
       leaders: observer.changes,
+      snapshots,
       leaderConflicts: observer.conflicts,
       crashes,
       unexpected: clients.unexpected,
@@ -320,6 +340,9 @@ export function formatReport(r: ChaosReport): string {
   const terms = r.leaders.map((l) => `${l.leader}@t${l.term}`).join(" ");
   lines.push(
     `leaders: ${r.leaders.length} elected, ${Math.max(0, r.leaders.length - 1)} changes (${terms})`,
+  );
+  lines.push(
+    `snapshots: ${r.snapshots.built} built, ${r.snapshots.installed} installed from a leader`,
   );
   for (const note of r.nemesisNotes) lines.push(`nemesis note: ${note}`);
   lines.push(`converged after healing: ${r.converged ? "yes" : "NO"} (${r.convergence})`);

@@ -6,7 +6,8 @@
  * | kind               | fault                                                                |
  * |--------------------|----------------------------------------------------------------------|
  * | kill               | `kill -9` of one or two nodes (the leader half the time), restarted   |
- * |                    | from their data after the hold                                       |
+ * |                    | from their data after the hold; half the time the leader compacts its |
+ * |                    | log meanwhile (POST /admin/snapshot), so they catch up by a snapshot  |
  * | pause              | SIGSTOP of one or two nodes (the leader half the time), then SIGCONT  |
  * | partition-split    | a majority/minority split (3 | 2), both ways                          |
  * | partition-leader   | the leader isolated from everyone, both ways                         |
@@ -179,12 +180,29 @@ export class Nemesis {
 
   async #kill(): Promise<void> {
     const victims = this.#victims();
-    const detail = `kill -9 ${this.#describe(victims)}`;
+    let detail = `kill -9 ${this.#describe(victims)}`;
     await Promise.all(victims.map((n) => this.cluster.kill(n)));
+    if (this.rng.chance(0.5)) detail += await this.#compactLeader();
     this.#record("kill", detail);
     await this.#hold();
     for (const node of victims) this.cluster.start(node);
     await Promise.all(victims.map((n) => this.#answers(n)));
+  }
+
+  /**
+   * Has the leader snapshot and compact its log now (POST /admin/snapshot), so a node that was
+   * down catches up from the snapshot (§7), streamed through its proxy.
+   */
+  async #compactLeader(): Promise<string> {
+    await this.observer.poll();
+    const leader = this.observer.leader();
+    if (leader === null) return "; no leader to compact";
+    const answer = await this.#post(leader, "/snapshot", {});
+    const index =
+      answer?.status === 200
+        ? `to ${String(answer.body.index)}`
+        : `failed (${answer?.status ?? "no answer"})`;
+    return `; leader ${leader.id} compacted ${index}`;
   }
 
   async #pause(): Promise<void> {
