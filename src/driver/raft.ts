@@ -46,6 +46,7 @@ import {
 } from "./errors.ts";
 import { type LogFields, type Logger, type LogLevel, silentLogger } from "./logger.ts";
 import { MetricsHub, type RaftMetrics, type ReplicationMetrics } from "./metrics.ts";
+import { recover, restoreFrom } from "./recover.ts";
 import {
   type ReceivedSnapshot,
   SnapshotReceiver,
@@ -370,96 +371,24 @@ export class Raft implements RpcHandler {
   async start(): Promise<void> {
     if (this.#started) throw new Error("start() was already called");
     this.#started = true;
-    let stored = await this.#store.load();
-    // The snapshot and the log combine as src/storage/snapshot-store.ts's header says.
-    const snapshot = this.#snapshots ? await this.#snapshots.current() : null;
-    let baseIndex = stored.snapshotIndex;
-    let baseTerm = stored.snapshotTerm;
-    let memberships = stored.memberships;
-    if (snapshot) {
-      const { meta } = snapshot;
-      if (meta.index < stored.snapshotIndex) {
-        throw new Error(
-          `the log is purged up to ${stored.snapshotIndex}, past the snapshot's ${meta.index}`,
-        );
-      }
-      if (meta.index > stored.snapshotIndex) {
-        // A crash between an install's commit and its log change: the log must follow the
-        // snapshot's last entry, or be discarded (§7).
-        const held =
-          meta.index <= stored.lastIndex
-            ? (await this.#store.entries(meta.index, meta.index))[0]?.term
-            : undefined;
-        if (held !== meta.term) {
-          await this.#store.reset(meta.index, meta.term);
-          stored = await this.#store.load();
-        }
-      } else if (stored.snapshotTerm !== meta.term) {
-        throw new Error(`the log and the snapshot disagree on the term of ${meta.index}`);
-      }
-      baseIndex = meta.index;
-      baseTerm = meta.term;
-      memberships = [
-        { index: meta.index, membership: meta.membership },
-        ...stored.memberships.filter((m) => m.index > meta.index),
-      ];
-    }
-    this.#purgedIndex = stored.snapshotIndex;
-    let applied = await this.#machine.lastApplied();
-    if (snapshot && applied < snapshot.meta.index) {
-      await this.#restore(snapshot.meta);
-      applied = snapshot.meta.index;
-    }
-    if (applied < baseIndex) {
-      throw new Error(
-        `the log starts after ${baseIndex}, the state machine applied only ${applied} and no snapshot covers the gap`,
-      );
-    }
-    if (applied > stored.lastIndex) {
-      throw new Error(
-        `state machine applied ${applied}, past the log's last index ${stored.lastIndex}`,
-      );
-    }
-    // The core needs every entry the state machine has not applied, and the term of the one before.
-    let prevIndex = baseIndex;
-    let prevTerm = baseTerm;
-    let entries: Entry[] = [];
-    if (applied > baseIndex) {
-      const tail = await this.#store.entries(applied, stored.lastIndex);
-      const prev = tail[0] as Entry;
-      prevIndex = prev.index;
-      prevTerm = prev.term;
-      entries = tail.slice(1);
-    } else if (stored.lastIndex > baseIndex) {
-      entries = await this.#store.entries(baseIndex + 1, stored.lastIndex);
-    }
-    this.#lastApplied = applied;
+    const { restored, purgedIndex, lastIndex } = await recover(
+      this.#store,
+      this.#snapshots,
+      this.#machine,
+    );
+    this.#purgedIndex = purgedIndex;
+    this.#lastApplied = restored.appliedIndex;
     this.#state = createState({
       id: this.id,
       config: this.#state.config,
       seed: this.#seed,
-      restored: {
-        hardState: stored.hardState,
-        snapshotIndex: baseIndex,
-        snapshotTerm: baseTerm,
-        prevIndex,
-        prevTerm,
-        entries,
-        memberships,
-        appliedIndex: applied,
-      },
+      restored,
     });
     this.#loaded = true;
-    this.#log("info", "started", { lastIndex: stored.lastIndex, applied, snapshot: baseIndex });
+    const { appliedIndex: applied, snapshotIndex: snapshot } = restored;
+    this.#log("info", "started", { lastIndex, applied, snapshot });
     this.#publishMetrics();
     this.#enqueue({ input: { type: "start" } });
-  }
-
-  /** Replaces the state machine's state with the current snapshot `meta`. */
-  async #restore(meta: SnapshotMeta): Promise<void> {
-    const store = this.#snapshots as SnapshotStore;
-    const restore = this.#machine.restore as NonNullable<StateMachine["restore"]>;
-    await restore.call(this.#machine, meta, store.read(meta));
   }
 
   /**
@@ -1326,7 +1255,7 @@ export class Raft implements RpcHandler {
       if (this.#stopped) return;
       await received.writer.commit();
       try {
-        await this.#restore(received.meta);
+        await restoreFrom(this.#snapshots as SnapshotStore, this.#machine, received.meta);
       } catch (error) {
         throw new FatalError("state machine restore failed", { cause: error });
       }
