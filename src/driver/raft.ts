@@ -1379,25 +1379,48 @@ export class Raft implements RpcHandler {
   async #build(meta: SnapshotMeta, source: AsyncIterable<Uint8Array>): Promise<void> {
     const store = this.#snapshots as SnapshotStore;
     const release = await this.#slot.acquire();
-    let stage = "snapshot store";
     try {
       if (this.#stopped) return;
       // An install overtook this build: its snapshot is newer. The core only needs the report.
       if (this.#state.log.snapshotIndex < meta.index) {
         const writer = await this.#slot.beginFresh(store, meta);
-        for await (const chunk of iterate(source, () => (stage = "state machine snapshot"))) {
-          stage = "snapshot store";
-          if (this.#stopped) return;
-          await writer.write(chunk);
+        // Writes of snapshotChunkBytes: one store transaction each, not one per small piece.
+        const buffer = new Uint8Array(this.#config.snapshotChunkBytes);
+        let filled = 0;
+        const iterator = source[Symbol.asyncIterator]();
+        for (;;) {
+          let next: IteratorResult<Uint8Array>;
+          try {
+            next = await iterator.next();
+          } catch (error) {
+            throw new FatalError("state machine snapshot failed", { cause: error });
+          }
+          if (this.#stopped) {
+            await iterator.return?.();
+            return;
+          }
+          if (next.done) break;
+          let data = next.value;
+          while (data.length > 0) {
+            const take = Math.min(data.length, buffer.length - filled);
+            buffer.set(data.subarray(0, take), filled);
+            filled += take;
+            data = data.subarray(take);
+            if (filled === buffer.length) {
+              await writer.write(buffer);
+              filled = 0;
+            }
+          }
         }
-        stage = "snapshot store";
+        if (filled > 0) await writer.write(buffer.subarray(0, filled));
         if (this.#stopped) return;
         await writer.commit();
         this.#log("info", "snapshot built", { index: meta.index, bytes: writer.offset });
       }
       this.#enqueue({ input: { type: "snapshotBuilt", index: meta.index, term: meta.term } });
     } catch (error) {
-      this.#stop(new FatalError(`${stage} failed`, { cause: error }));
+      const fatal = error instanceof FatalError ? error : null;
+      this.#stop(fatal ?? new FatalError("snapshot store failed", { cause: error }));
     } finally {
       release();
     }
@@ -1708,20 +1731,6 @@ function definedOnly<T extends object>(values: T): Partial<T> {
   return Object.fromEntries(
     Object.entries(values).filter(([, v]) => v !== undefined),
   ) as Partial<T>;
-}
-
-/** Iterates `source`, calling `pulling` before each pull (to tell its failures apart). */
-async function* iterate(
-  source: AsyncIterable<Uint8Array>,
-  pulling: () => void,
-): AsyncGenerator<Uint8Array> {
-  const iterator = source[Symbol.asyncIterator]();
-  for (;;) {
-    pulling();
-    const next = await iterator.next();
-    if (next.done) return;
-    yield next.value;
-  }
 }
 
 function asError(error: unknown): Error {

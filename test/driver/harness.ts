@@ -62,12 +62,19 @@ export class RecordingStateMachine implements StateMachine {
   /** Bytes per chunk of `snapshot()`: small, so a snapshot spans many chunks. */
   snapshotChunkBytes = 64;
 
+  /** Set to make the next snapshot streams fail after their first chunk. */
+  failSnapshots = false;
+
   /** The applied commands as JSON lines, captured now, streamed in small chunks. */
   snapshot(): AsyncIterable<Uint8Array> {
     const all = encoder.encode(this.applied.map((c) => `${JSON.stringify(c)}\n`).join(""));
     const size = this.snapshotChunkBytes;
+    const fail = this.failSnapshots;
     return (async function* () {
-      for (let at = 0; at < all.length; at += size) yield all.subarray(at, at + size);
+      for (let at = 0; at < all.length; at += size) {
+        yield all.subarray(at, at + size);
+        if (fail) throw new Error("snapshot stream broke");
+      }
     })();
   }
 

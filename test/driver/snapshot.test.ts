@@ -342,6 +342,22 @@ describe("Raft snapshots: failures during install", () => {
     await sameState(c, leader);
   });
 
+  it("a state machine whose snapshot stream fails stops its node; nothing half-built is current", async () => {
+    const c = await cluster({ ...snapConfig, snapshotThreshold: 0 });
+    const leader = await c.leader();
+    await writeMany(leader, 10, "s");
+    leader.machine.failSnapshots = true;
+    await assert.rejects(leader.raft.triggerSnapshot(), FatalError);
+    const error = await leader.raft.closed;
+    assert.ok(error instanceof FatalError);
+    assert.match(error.message, /state machine snapshot failed/);
+    assert.equal(await currentMeta(leader), null);
+    // The others elect a new leader and go on.
+    const rest = ids.filter((id) => id !== leader.id);
+    const next = await c.leader(rest);
+    await next.raft.write(bytes("after"));
+  });
+
   it("a node stopped in the middle of a transfer restarts on what it had and catches up", async () => {
     const c = await cluster();
     const leader = await c.leader();
