@@ -28,8 +28,8 @@ export class LinkProxy {
   #server: Server | null = null;
   #port = 0;
   readonly #connections = new Set<Connection>();
-  /** Connections accepted, and those a fault closed or held. */
-  readonly stats = { accepted: 0, refused: 0, held: 0 };
+  /** Connections accepted, those a fault refused or held, and the bytes a black hole swallowed. */
+  readonly stats = { accepted: 0, refused: 0, held: 0, swallowedBytes: 0 };
 
   constructor(
     readonly from: string,
@@ -96,7 +96,9 @@ export class LinkProxy {
       this.stats.held++;
       const connection: Connection = { client, upstream: null, held: true };
       this.#track(connection);
-      client.on("data", () => {}); // swallowed
+      client.on("data", (chunk: Buffer) => {
+        this.stats.swallowedBytes += chunk.length;
+      });
       return;
     }
     const upstream = createConnection({ host: "127.0.0.1", port: this.targetPort });
@@ -104,11 +106,13 @@ export class LinkProxy {
     const connection: Connection = { client, upstream, held: false };
     this.#track(connection);
     // Bytes are forwarded only while the link passes; a held connection swallows them.
-    client.on("data", (chunk) => {
-      if (!connection.held) upstream.write(chunk);
+    client.on("data", (chunk: Buffer) => {
+      if (connection.held) this.stats.swallowedBytes += chunk.length;
+      else upstream.write(chunk);
     });
-    upstream.on("data", (chunk) => {
-      if (!connection.held) client.write(chunk);
+    upstream.on("data", (chunk: Buffer) => {
+      if (connection.held) this.stats.swallowedBytes += chunk.length;
+      else client.write(chunk);
     });
     client.on("end", () => {
       if (!connection.held) upstream.end();
