@@ -102,7 +102,7 @@ const chapters: { chapter: string; example: string; expect: RegExp[] }[] = [
       /^leader n[123] committed index \d+ over HTTP$/,
       /^GET \/health: \{"id":"n[123]","role":"leader"\}$/,
       /^a vote request without the secret: 401$/,
-      /^term unchanged: true, leader still n[123]$/,
+      /^the forged term 99 never reached it: true$/,
     ],
   },
   {

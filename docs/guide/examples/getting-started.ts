@@ -35,12 +35,21 @@ class Counter implements StateMachine {
   }
 }
 
+// Generous election timeouts (the default is 300-600 ms): the nodes share one process, and a
+// busy machine must not make a leader look dead.
+const config = { electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000 };
 const ids = ["n1", "n2", "n3"];
 const nodes = await Promise.all(
   ids.map(async (id) => {
     const counter = new Counter();
     const network = new FetchNetwork();
-    const raft = new Raft({ id, logStore: new MemoryLogStore(), stateMachine: counter, network });
+    const raft = new Raft({
+      id,
+      config,
+      logStore: new MemoryLogStore(),
+      stateMachine: counter,
+      network,
+    });
     const app = new Hono();
     app.route("/raft", raftRoutes(raft)); // a member's address is where these routes are mounted
     const server = await serve(app, { port: 0 });

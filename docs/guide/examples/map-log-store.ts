@@ -111,6 +111,9 @@ export class MapLogStore implements LogStore {
 
   async reset(index: number, term: number): Promise<void> {
     const d = this.#open();
+    if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(term) || term < 0) {
+      throw new Error(`reset(${index}, ${term}): expected non-negative integers`);
+    }
     d.entries = [];
     d.purgedConfigs = []; // the installed snapshot carries the membership
     d.snapshotIndex = index;

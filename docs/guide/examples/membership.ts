@@ -10,6 +10,9 @@ import {
 } from "../../../mod.ts";
 
 const network = new MemoryNetwork();
+// Generous election timeouts (the default is 300-600 ms): the nodes share one process, and a
+// busy machine must not make a leader look dead.
+const config = { electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000 };
 const ignore: StateMachine = {
   apply: (entries: readonly Entry[]) => entries.map(() => new Uint8Array()),
   lastApplied: () => 0,
@@ -18,6 +21,7 @@ const nodes = new Map<string, Raft>();
 async function startNode(id: string): Promise<Raft> {
   const raft = new Raft({
     id,
+    config,
     logStore: new MemoryLogStore(),
     stateMachine: ignore,
     network: network.endpoint(id),

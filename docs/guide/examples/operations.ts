@@ -12,6 +12,9 @@ import {
 } from "../../../mod.ts";
 
 const network = new MemoryNetwork();
+// Generous election timeouts (the default is 300-600 ms): the nodes share one process, and a
+// busy machine must not make a leader look dead.
+const config = { electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000 };
 const ignore: StateMachine = {
   apply: (entries: readonly Entry[]) => entries.map(() => new Uint8Array()),
   lastApplied: () => 0,
@@ -30,6 +33,7 @@ const nodes = ["n1", "n2", "n3"].map((id) => {
   const store = new MemoryLogStore();
   const raft = new Raft({
     id,
+    config,
     logger,
     logStore: store,
     stateMachine: ignore,

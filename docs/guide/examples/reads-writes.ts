@@ -36,8 +36,10 @@ class SessionCounter implements StateMachine {
 }
 
 const network = new MemoryNetwork();
-// leaseReads is opt-in: see the chapter for the clock assumption it makes.
-const config = { leaseReads: true, electionTimeoutMinMs: 300, electionTimeoutMaxMs: 600 };
+// leaseReads is opt-in: see the chapter for the clock assumption it makes. Generous election
+// timeouts (the default is 300-600 ms): the nodes share one process, and a busy machine must not
+// make a leader look dead.
+const config = { leaseReads: true, electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000 };
 const nodes = ["n1", "n2", "n3"].map((id) => {
   const machine = new SessionCounter();
   const raft = new Raft({

@@ -63,11 +63,15 @@ class KvStateMachine implements StateMachine {
 }
 
 const network = new MemoryNetwork();
+// Generous election timeouts (the default is 300-600 ms): the nodes share one process, and a
+// busy machine must not make a leader look dead.
+const config = { electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000 };
 const ids = ["a", "b", "c"];
 const nodes = ids.map((id) => {
   const machine = new KvStateMachine();
   const raft = new Raft({
     id,
+    config,
     logStore: new MemoryLogStore(),
     stateMachine: machine,
     network: network.endpoint(id),
