@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { Hono } from "hono";
 import type { Server } from "../../adapters/server.ts";
 import type { Entry, NodeId } from "../../src/core/types.ts";
+import { NotLeaderError } from "../../src/driver/errors.ts";
 import type { RaftMetrics } from "../../src/driver/metrics.ts";
 import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
 import type { ApplyResponse, StateMachine } from "../../src/driver/state-machine.ts";
@@ -32,9 +33,10 @@ const CHUNK_BYTES = 4096;
 const PAD = "x".repeat(200);
 
 const config: RaftOptionsConfig = {
-  electionTimeoutMinMs: 300,
-  electionTimeoutMaxMs: 600,
-  heartbeatIntervalMs: 50,
+  // Slow elections: fsyncs and three runtimes' HTTP stacks share a small, busy machine.
+  electionTimeoutMinMs: 1000,
+  electionTimeoutMaxMs: 2000,
+  heartbeatIntervalMs: 100,
   rpcTimeoutMs: 2000,
   readTimeoutMs: 5000,
   snapshotThreshold: 100,
@@ -180,18 +182,39 @@ describe(`a node added after compaction catches up by a snapshot over HTTP on ${
     }
   }
 
-  async function writes(leader: SqliteNode, prefix: string, count: number): Promise<void> {
+  /**
+   * `count` commands through the founders' leader, 25 at a time. A write refused with
+   * NotLeaderError was never appended, so it is retried on the new leader; `acknowledged` keeps
+   * the commands in log order.
+   */
+  async function writes(prefix: string, count: number): Promise<void> {
+    const founders = ["n1", "n2", "n3"].map((id) => nodes.get(id) as SqliteNode);
+    const written: { index: number; command: string }[] = [];
     for (let batch = 0; batch < count; batch += 25) {
-      const commands = Array.from(
+      let pending = Array.from(
         { length: Math.min(25, count - batch) },
         (_, i) => `${prefix}${batch + i}:${PAD}`,
       );
-      const results = await Promise.all(commands.map((c) => leader.raft.write(bytes(c))));
-      for (const [i, result] of results.entries()) {
-        assert.equal(text(result.response), `ok:${commands[i]}`);
+      while (pending.length > 0) {
+        const leader = await agreedLeader(founders);
+        const results = await Promise.allSettled(pending.map((c) => leader.raft.write(bytes(c))));
+        const refused: string[] = [];
+        for (const [i, result] of results.entries()) {
+          const command = pending[i] as string;
+          if (result.status === "fulfilled") {
+            assert.equal(text(result.value.response), `ok:${command}`);
+            written.push({ index: result.value.index, command });
+          } else if (result.reason instanceof NotLeaderError) {
+            refused.push(command);
+          } else {
+            throw result.reason;
+          }
+        }
+        pending = refused;
       }
-      acknowledged.push(...commands);
     }
+    written.sort((a, b) => a.index - b.index);
+    acknowledged.push(...written.map((w) => w.command));
   }
 
   before(async () => {
@@ -207,10 +230,9 @@ describe(`a node added after compaction catches up by a snapshot over HTTP on ${
     const founders = await Promise.all(["n1", "n2", "n3"].map((id) => startNode(id)));
     const members = Object.fromEntries(founders.map((n) => [n.id, n.address]));
     await Promise.all(founders.map((n) => n.raft.initialize(members)));
-    const leader = await agreedLeader(founders);
 
     // Past the threshold, twice: every founder snapshots and purges its log's prefix.
-    await writes(leader, "a", 250);
+    await writes("a", 250);
     for (const node of founders) {
       await waitFor(
         node,
@@ -218,6 +240,7 @@ describe(`a node added after compaction catches up by a snapshot over HTTP on ${
         `${node.id} compacted`,
       );
     }
+    const leader = await agreedLeader(founders);
     const purgedTo = leader.raft.metrics.current.firstLogIndex;
     assert.ok(purgedTo > 1, `the leader's log starts at ${purgedTo}`);
 
@@ -239,8 +262,8 @@ describe(`a node added after compaction catches up by a snapshot over HTTP on ${
     );
 
     // Then the log: later writes reach it by AppendEntries.
-    await writes(leader, "b", 30);
-    const lastIndex = leader.raft.metrics.current.lastLogIndex;
+    await writes("b", 30);
+    const lastIndex = (await agreedLeader(founders)).raft.metrics.current.lastLogIndex;
     for (const node of nodes.values()) {
       await waitFor(node, (m) => m.lastApplied >= lastIndex, `${node.id} applied ${lastIndex}`);
       assert.deepEqual(
