@@ -5,6 +5,7 @@
  * other request and every response (AppendEntries responses included) is a small JSON object,
  * the message itself with its `type` (`application/json`). Responses are a few dozen bytes
  * whatever the batch size, so JSON costs nothing measurable there and keeps them readable.
+ * InstallSnapshot travels as a stream of chunks with a frame of its own (snapshot-codec.ts).
  *
  * AppendEntries frame, version 1. Integers are big-endian; a u64 is two u32 (high, low) and must
  * be at most 2^53 - 1 (Number.MAX_SAFE_INTEGER).
