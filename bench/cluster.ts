@@ -234,6 +234,8 @@ export interface ClusterRow extends LoadResult {
   readonly cpuMicrosPerWrite: number;
   /** Peak resident memory of each node since it started, MiB (VmHWM). */
   readonly peakRssMiB: Readonly<Record<string, number>>;
+  /** Another node became leader since the previous run or during this one. */
+  readonly leaderChanged: boolean;
 }
 
 async function measure(
@@ -245,6 +247,8 @@ async function measure(
   step: string,
 ): Promise<Omit<ClusterRow, "phase">> {
   cluster.check();
+  // A leader elected since the last run (an election under load) takes the load from now on.
+  const movedBefore = await cluster.settle();
   const label = `${step} ${variant.name} @ ${connections} conn`;
   let opened: CpuSample[] = [];
   let closed: CpuSample[] = [];
@@ -265,6 +269,7 @@ async function measure(
     },
   });
   cluster.check();
+  const movedDuring = await cluster.settle();
   const cpu = ordered.map((n, i) => ({
     id: n.id,
     leader: n === cluster.leader,
@@ -279,6 +284,7 @@ async function measure(
     cpu,
     cpuMicrosPerWrite: result.requests > 0 ? (cpuSeconds * 1e6) / result.requests : Number.NaN,
     peakRssMiB: cluster.peakRssMiB(),
+    leaderChanged: movedBefore || movedDuring,
   };
 }
 
@@ -309,7 +315,7 @@ function printRows(rows: readonly ClusterRow[]): void {
       ms(r.latencyMs.p50),
       ms(r.latencyMs.p99),
       ms(r.latencyMs.p999),
-      String(r.non2xx + r.errors + r.timeouts),
+      `${r.non2xx + r.errors + r.timeouts}${r.leaderChanged ? " new leader" : ""}`,
       r.cpu.map((u) => fmt(u.cpuPercent)).join(" "),
       fmt(r.cpuMicrosPerWrite),
       fmt(Math.max(...Object.values(r.peakRssMiB))),

@@ -29,9 +29,11 @@ export interface ClusterNode {
 export interface RunningCluster {
   readonly system: "keel" | "etcd";
   readonly nodes: readonly ClusterNode[];
-  /** The node the load goes to (the leader) and how to write to it. */
+  /** The node the load goes to (the leader, as of the last `settle`) and how to write to it. */
   readonly leader: ClusterNode;
   readonly target: WriteTarget;
+  /** Waits for a leader every node agrees on; true when it is not the one before. */
+  settle(): Promise<boolean>;
   /** Peak resident memory of each node so far, MiB, by node id. */
   peakRssMiB(): Record<string, number>;
   /** Fails if a node exited; its stderr tail in the message. */
@@ -147,21 +149,45 @@ async function json<T>(url: string, init?: RequestInit): Promise<T | undefined> 
   return (await response.json()) as T;
 }
 
+/** A started cluster; it has no leader until `settle()` resolves. */
 function cluster(
   system: "keel" | "etcd",
   children: readonly Child[],
-  nodes: readonly ClusterNode[],
-  leader: ClusterNode,
-  target: WriteTarget,
+  urls: readonly string[],
   dir: string,
+  /** The index of the leader every node agrees on, or undefined for now. */
+  findLeader: () => Promise<number | undefined>,
+  targetFor: (leader: ClusterNode) => WriteTarget,
 ): RunningCluster {
   let stopped: Promise<void> | null = null;
   const peaks: Record<string, number> = {};
+  const nodes = children.map((c, i) => ({
+    id: c.id,
+    pid: c.process.pid ?? 0,
+    url: urls[i] as string,
+  }));
+  let leader: ClusterNode | null = null;
+  let target: WriteTarget | null = null;
   return {
     system,
     nodes,
-    leader,
-    target,
+    get leader() {
+      if (leader === null) throw new Error(`${system}: no leader yet`);
+      return leader;
+    },
+    get target() {
+      if (target === null) throw new Error(`${system}: no leader yet`);
+      return target;
+    },
+    async settle() {
+      const size = nodes.length;
+      const index = await until(`a ${system} leader among ${size} nodes`, children, findLeader);
+      const found = nodes[index] as ClusterNode;
+      const changed = leader !== null && leader !== found;
+      if (leader !== found) target = targetFor(found);
+      leader = found;
+      return changed;
+    },
     peakRssMiB() {
       for (const n of nodes) {
         const peak = peakRssMiB(n.pid);
@@ -224,7 +250,7 @@ export async function startKeel(
       commitIndex: number;
       lastApplied: number;
     }
-    const leaderId = await until(`a Keel leader among ${size} nodes`, children, async () => {
+    const findLeader = async () => {
       const all = await Promise.all(urls.map((u) => json<Status>(`${u}/status`)));
       const leader = all.find((s) => s?.role === "leader");
       if (leader === undefined) return undefined;
@@ -235,22 +261,17 @@ export async function startKeel(
           s.term === leader.term &&
           s.lastApplied >= leader.commitIndex,
       );
-      return agreed && leader.commitIndex > 0 ? leader.id : undefined;
-    });
-    const nodes = ids.map((id, i) => ({
-      id,
-      pid: children[i]?.process.pid ?? 0,
-      url: urls[i] as string,
-    }));
-    const leader = nodes.find((n) => n.id === leaderId) as ClusterNode;
-    const target: WriteTarget = {
+      return agreed && leader.commitIndex > 0 ? ids.indexOf(leader.id) : undefined;
+    };
+    const started = cluster("keel", children, urls, dir, findLeader, (leader) => ({
       name: "keel",
       url: leader.url,
       method: "PUT",
       headers: { "content-type": "text/plain" },
       request: (key, value) => ({ path: `/kv/${key}`, body: value }),
-    };
-    return cluster("keel", children, nodes, leader, target, dir);
+    }));
+    await started.settle();
+    return started;
   } catch (error) {
     await stopAll(children, dir);
     throw error;
@@ -322,7 +343,7 @@ export async function startEtcd(size: number): Promise<RunningCluster> {
       header: { member_id: string };
       leader: string;
     }
-    const leaderIndex = await until(`an etcd leader among ${size} nodes`, children, async () => {
+    const findLeader = async () => {
       const all = await Promise.all(
         urls.map((u) =>
           json<EtcdStatus>(`${u}/v3/maintenance/status`, { method: "POST", body: "{}" }),
@@ -333,15 +354,9 @@ export async function startEtcd(size: number): Promise<RunningCluster> {
       if (!all.every((s) => s?.leader === leader)) return undefined;
       const index = all.findIndex((s) => s?.header.member_id === leader);
       return index >= 0 ? index : undefined;
-    });
-    const nodes = ids.map((id, i) => ({
-      id,
-      pid: children[i]?.process.pid ?? 0,
-      url: urls[i] as string,
-    }));
-    const leader = nodes[leaderIndex] as ClusterNode;
+    };
     const base64 = (s: string) => Buffer.from(s).toString("base64");
-    const target: WriteTarget = {
+    const started = cluster("etcd", children, urls, dir, findLeader, (leader) => ({
       name: "etcd",
       url: leader.url,
       method: "POST",
@@ -350,8 +365,9 @@ export async function startEtcd(size: number): Promise<RunningCluster> {
         path: "/v3/kv/put",
         body: `{"key":"${base64(key)}","value":"${base64(value)}"}`,
       }),
-    };
-    return cluster("etcd", children, nodes, leader, target, dir);
+    }));
+    await started.settle();
+    return started;
   } catch (error) {
     await stopAll(children, dir);
     throw error;
