@@ -10,7 +10,7 @@ export interface ChartSeries {
 
 const WIDTH = 720;
 const HEIGHT = 400;
-const MARGIN = { top: 48, right: 20, bottom: 84, left: 72 };
+const MARGIN = { top: 56, right: 20, bottom: 84, left: 72 };
 
 function xmlEscape(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -30,7 +30,12 @@ function compact(n: number): string {
   return String(Math.round(n));
 }
 
-export function throughputChart(title: string, series: readonly ChartSeries[]): string {
+export function throughputChart(
+  title: string,
+  series: readonly ChartSeries[],
+  /** A line under the title (where and when it was measured). */
+  note = "",
+): string {
   const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
   const top = niceMax(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.y))));
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
@@ -45,6 +50,8 @@ export function throughputChart(title: string, series: readonly ChartSeries[]): 
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
     `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="14" font-weight="600">` +
       `${xmlEscape(title)}</text>`,
+    `<text x="${WIDTH / 2}" y="40" text-anchor="middle" font-size="11" fill="#666">` +
+      `${xmlEscape(note)}</text>`,
   );
   // Horizontal grid lines with labels, five steps.
   for (let i = 0; i <= 5; i++) {

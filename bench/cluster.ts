@@ -14,6 +14,7 @@
  * docs/bench-cluster.svg by a default or --full run of the default variants).
  */
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { cpus } from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { runtime as ownRuntime, type RuntimeName } from "../examples/kv/runtime.ts";
@@ -486,6 +487,8 @@ async function main(): Promise<void> {
     const svg = throughputChart(
       `Writes/s, 3 nodes on one machine, ${VALUE_BYTES}-byte PUTs, fsync per commit`,
       chartSeries(rows, p.runtime),
+      `${p.mode} run of ${new Date().toISOString().slice(0, 10)}, runs interleaved, ` +
+        `${p.seconds} s each; ${cpus().length} cores shared by the nodes and the load generator`,
     );
     const svgUrl = new URL("./results/cluster.svg", import.meta.url);
     await mkdir(new URL(".", svgUrl), { recursive: true });
