@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { scriptCommand } from "../helpers/runtime.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -175,6 +175,29 @@ describe("the guide's examples", () => {
       files.filter((f) => !shown.has(f)),
       [],
     );
+  });
+
+  it("every relative link of the guide and the README points to a file that exists", () => {
+    const pages = [
+      ...readdirSync(guide)
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => `${guide}${f}`),
+      `${root}README.md`,
+    ];
+    // Written by the cluster benchmark (bench/), which may not have run in this checkout.
+    const generated = new Set([`${root}docs/bench-cluster.svg`]);
+    const broken: string[] = [];
+    for (const page of pages) {
+      const text = readFileSync(page, "utf8");
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (target === undefined || /^[a-z]+:/.test(target) || target.startsWith("#")) continue;
+        const file = new URL(target.split("#")[0] ?? "", pathToFileURL(page));
+        if (!generated.has(fileURLToPath(file)) && !existsSync(file)) {
+          broken.push(`${page.slice(root.length)}: ${target}`);
+        }
+      }
+    }
+    assert.deepEqual(broken, []);
   });
 
   it("the minimal driver of chapter 8 is under 150 lines", () => {
