@@ -217,7 +217,8 @@ export function kvApp(raft: Raft, machine: KvStateMachine, options: KvApiOptions
       if (error instanceof BodyTooLargeError) {
         throw new RequestError(413, `the body is larger than ${maxBodyBytes} bytes`);
       }
-      throw error;
+      // Shorter than its Content-Length (the client gave up): the request's fault, not a 500.
+      throw new RequestError(400, "could not read the body");
     }
   }
 

@@ -13,7 +13,7 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 
 const encoder = new TextEncoder();
 
-export function randomBytes(rng: Random, length: number): Uint8Array {
+export function randomBytes(rng: Random, length: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = rng.int(0, 255);
   return out;
@@ -27,7 +27,7 @@ export function mutate(
   rng: Random,
   valid: Uint8Array,
   lengthOffsets: readonly number[] = [],
-): { bytes: Uint8Array; how: string } {
+): { bytes: Uint8Array<ArrayBuffer>; how: string } {
   const bytes = valid.slice();
   const at = () => rng.int(0, Math.max(0, bytes.length - 1));
   switch (rng.int(0, 6)) {
@@ -225,13 +225,17 @@ export function rawRequest(
 }
 
 /** An HTTP/1.1 request head with `headers` (CRLF line ends, blank line included). */
-export function head(method: string, path: string, headers: Record<string, string>): Uint8Array {
+export function head(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Uint8Array<ArrayBuffer> {
   const lines = [`${method} ${path} HTTP/1.1`, "Host: 127.0.0.1"];
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   return encoder.encode(`${lines.join("\r\n")}\r\n\r\n`);
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
+export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {

@@ -118,7 +118,12 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
   const target = (i: number): FuzzNode => cluster.nodes[i % cluster.nodes.length];
   const raftUrl = (node: FuzzNode, path: string) => `${node.url}/raft${path}`;
 
-  function post(node: FuzzNode, path: string, body: Uint8Array | string, type?: string) {
+  function post(
+    node: FuzzNode,
+    path: string,
+    body: Uint8Array<ArrayBuffer> | string,
+    type?: string,
+  ) {
     const headers: Record<string, string> = { ...AUTH };
     if (type !== undefined) headers["Content-Type"] = type;
     return send(raftUrl(node, path), { method: "POST", headers, body });
@@ -128,7 +133,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
   // Raft routes
 
   /** Valid AppendEntries to OUTSIDER: empty, commands, a blank, a membership. */
-  function appendEntriesFrames(rng: Random): Uint8Array[] {
+  function appendEntriesFrames(rng: Random): Uint8Array<ArrayBuffer>[] {
     const message = (entries: AppendEntriesRequest["entries"]): AppendEntriesRequest => ({
       type: "appendEntries",
       term: 7,
@@ -278,7 +283,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
       const tasks: (() => Promise<void>)[] = [];
       let n = 0;
       for (const route of jsonRoutes) {
-        const add = (text: string | Uint8Array, what: string) => {
+        const add = (text: string | Uint8Array<ArrayBuffer>, what: string) => {
           const node = target(n++);
           let bytes = typeof text === "string" ? encoder.encode(text) : text;
           if (jsonAccepted(route, bytes, node)) {
@@ -382,7 +387,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
       const rng = new Random(SEED + 3);
       const frame = appendEntriesFrames(rng)[1];
       const json = encoder.encode(JSON.stringify(jsonRoutes[0].message(OUTSIDER)));
-      const routes: [string, Uint8Array, string][] = [
+      const routes: [string, Uint8Array<ArrayBuffer>, string][] = [
         ["/append-entries", frame, "application/octet-stream"],
         [
           "/install-snapshot",
@@ -402,7 +407,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
           }),
           "application/octet-stream",
         ],
-        ...jsonRoutes.map((r): [string, Uint8Array, string] => [
+        ...jsonRoutes.map((r): [string, Uint8Array<ArrayBuffer>, string] => [
           r.path,
           encoder.encode(JSON.stringify(r.message(OUTSIDER))),
           "application/json",
