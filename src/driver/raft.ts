@@ -281,6 +281,8 @@ export class Raft implements RpcHandler {
   #storageOps: StorageOp[] = [];
   /** The LogStore's purge point: the log starts after it. */
   #purgedIndex = 0;
+  /** The last entry the LogStore holds durably (later ones are still in memory only). */
+  #storedLastIndex = 0;
 
   // State machine: one operation in flight.
   #machineOps: MachineOp[] = [];
@@ -377,6 +379,7 @@ export class Raft implements RpcHandler {
       this.#machine,
     );
     this.#purgedIndex = purgedIndex;
+    this.#storedLastIndex = lastIndex;
     this.#lastApplied = restored.appliedIndex;
     this.#state = createState({
       id: this.id,
@@ -1181,8 +1184,13 @@ export class Raft implements RpcHandler {
         if (this.#stopped) return;
         this.#durableSeq = op.seq;
         if (op.kind === "write") {
+          const { truncateFrom } = op.batch;
+          if (truncateFrom !== undefined) {
+            this.#storedLastIndex = Math.min(this.#storedLastIndex, truncateFrom - 1);
+          }
           const last = op.batch.entries[op.batch.entries.length - 1];
           if (last) {
+            this.#storedLastIndex = last.index;
             const { index, term } = last;
             this.#enqueue({ input: { type: "persisted", index, term, epoch: op.batch.epoch } });
           }
@@ -1262,6 +1270,7 @@ export class Raft implements RpcHandler {
       if (effect.discardLog) {
         await this.#store.reset(effect.index, effect.term);
         this.#purgedIndex = effect.index;
+        this.#storedLastIndex = effect.index;
       } else {
         await this.#store.purge(effect.index);
         this.#purgedIndex = Math.max(this.#purgedIndex, effect.index);
@@ -1291,10 +1300,13 @@ export class Raft implements RpcHandler {
   /**
    * Reads entries for a lagging follower. Below the purge point the answer comes back short
    * (docs/core.md rule 8): the entries still held, or none, and the core sends the snapshot.
+   * It stops at the last durable entry: the ones after it may still be on their way to the
+   * store (the leader appends in parallel), and the core holds them in memory.
    */
   #loadEntries(peer: NodeId, fromIndex: number, toIndex: number): void {
     const from = Math.max(fromIndex, this.#purgedIndex + 1);
-    const read = from > toIndex ? Promise.resolve([]) : this.#store.entries(from, toIndex);
+    const to = Math.min(toIndex, this.#storedLastIndex);
+    const read = from > to ? Promise.resolve([]) : this.#store.entries(from, to);
     read.then(
       (entries) => this.#enqueue({ input: { type: "entriesLoaded", peer, entries } }),
       (error: unknown) => {

@@ -10,6 +10,7 @@ import type { NodeId } from "../../src/core/types.ts";
 import { FatalError } from "../../src/driver/errors.ts";
 import type { RaftOptionsConfig } from "../../src/driver/raft.ts";
 import type { SnapshotChunk } from "../../src/net/network.ts";
+import type { LogWrite } from "../../src/storage/log-store.ts";
 import { MemoryLogStore } from "../../src/storage/memory.ts";
 import type { MemorySnapshotStore } from "../../src/storage/memory-snapshot.ts";
 import type { SnapshotMeta, SnapshotWriter } from "../../src/storage/snapshot-store.ts";
@@ -178,6 +179,39 @@ describe("Raft snapshots: catching up through a snapshot", () => {
     await sameState(c, leader);
     assert.equal(lagging.machine.restores.length, 1);
     assert.equal(lagging.raft.metrics.current.snapshotIndex, lagging.machine.restores[0]);
+  });
+});
+
+describe("Raft snapshots: reading the log for a lagging follower", () => {
+  it("a leader whose store lags behind its log reads only what is durable (regression)", async () => {
+    // Found by the chaos run: with entries appended in memory but not yet in the store, a
+    // follower behind the in-memory window made the leader read past the store's end and stop.
+    const c = await TestCluster.started(
+      ids,
+      { ...testConfig, maxWindowEntries: 10, snapshotThreshold: 0 },
+      { snapshotChunkBytes: 48, newLogStore: () => new GatedLogStore() },
+    );
+    clusters.push(c);
+    await c.initializeAll();
+    const leader = await c.leader();
+    const lagging = c.node(ids.find((id) => id !== leader.id) as NodeId);
+    c.network.isolate(lagging.id);
+    await writeMany(leader, 100, "m");
+    const gate = leader.store as GatedLogStore;
+    const durable = gate.lastIndex;
+    gate.hold();
+    const pending = Array.from({ length: 5 }, (_, i) => leader.raft.write(bytes(`gated-${i}`)));
+    await leader.raft.metrics.waitFor((m) => m.lastLogIndex >= durable + 5, { timeoutMs: waitMs });
+    c.network.heal();
+    await lagging.raft.metrics.waitFor((m) => m.lastApplied >= durable, { timeoutMs: waitMs });
+    assert.equal(
+      leader.raft.metrics.current.stopped,
+      false,
+      String(leader.raft.metrics.current.error),
+    );
+    gate.release();
+    await Promise.all(pending);
+    await sameState(c, leader);
   });
 });
 
@@ -484,5 +518,28 @@ class FailingResetLogStore extends MemoryLogStore {
   override async reset(index: number, term: number): Promise<void> {
     if (this.failReset) throw new Error("crashed before the log was reset");
     return super.reset(index, term);
+  }
+}
+
+/** A MemoryLogStore whose writes wait while held (a slow disk): reads see only what was written. */
+class GatedLogStore extends MemoryLogStore {
+  #gate: Promise<void> | null = null;
+  #open = () => {};
+
+  /** Later writes wait until `release()`. */
+  hold(): void {
+    this.#gate = new Promise((resolve) => {
+      this.#open = resolve;
+    });
+  }
+
+  release(): void {
+    this.#gate = null;
+    this.#open();
+  }
+
+  override async write(batch: LogWrite): Promise<void> {
+    if (this.#gate) await this.#gate;
+    return super.write(batch);
   }
 }
