@@ -5,10 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { scriptCommand } from "../helpers/runtime.ts";
+import { runtime, scriptCommand } from "../helpers/runtime.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const examples = `${root}docs/guide/examples/`;
@@ -16,7 +18,15 @@ const guide = `${root}docs/guide/`;
 
 /** Runs an example to its end; rejects with its output if it fails or runs over `timeoutMs`. */
 function runExample(file: string, timeoutMs = 60_000): Promise<string> {
-  const { command, args } = scriptCommand(`${examples}${file}`);
+  return runScript(`${examples}${file}`, timeoutMs);
+}
+
+/** Runs the script at `path` from the repository's root; resolves with what it printed. */
+function runScript(path: string, timeoutMs = 60_000): Promise<string> {
+  const file = path.slice(path.lastIndexOf("/") + 1);
+  const { command, args } = scriptCommand(path);
+  // Deno looks for deno.json from the script's folder up: one outside the checkout must name it.
+  if (runtime === "deno") args.splice(args.length - 1, 0, "--config", `${root}deno.json`);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -175,6 +185,23 @@ describe("the guide's examples", () => {
       files.filter((f) => !shown.has(f)),
       [],
     );
+  });
+
+  it("the README's 30-second example runs and commits", async () => {
+    const readme = readFileSync(`${root}README.md`, "utf8");
+    const code = /<!-- readme-example -->\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(code, "README.md: no ts block after <!-- readme-example -->");
+    // It imports "keel" as a user would; here that is this checkout's mod.ts.
+    assert.match(code, /from "keel";/);
+    const dir = mkdtempSync(join(tmpdir(), "keel-readme-"));
+    try {
+      const file = join(dir, "readme.mts"); // .mts: an ES module wherever it lies
+      writeFileSync(file, code.replace('from "keel";', `from ${JSON.stringify(`${root}mod.ts`)};`));
+      const output = await runScript(file);
+      assert.match(output, /^committed at index \d+; n[123] applied: hello, raft$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("every relative link of the guide and the README points to a file that exists", () => {
