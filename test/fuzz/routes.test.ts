@@ -52,7 +52,7 @@ import {
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
 /** Requests in flight at once. */
-const PARALLEL = 8;
+const PARALLEL = 4;
 const OUTSIDER = "fuzz-outsider";
 const PEER = "fuzz-peer";
 const TIMEOUT = { timeout: 60_000 };
@@ -191,7 +191,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
       const rng = new Random(SEED);
       const frames = appendEntriesFrames(rng);
       const tasks: (() => Promise<void>)[] = [];
-      for (let i = 0; i < 150; i++) {
+      for (let i = 0; i < 80; i++) {
         const body = randomBytes(rng, rng.int(0, 400));
         if (i % 2 === 0 && body.length > 0) body[0] = 0xa1;
         tasks.push(async () =>
@@ -201,7 +201,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
           ),
         );
       }
-      for (let i = 0; i < 500; i++) {
+      for (let i = 0; i < 200; i++) {
         const frame = rng.pick(frames);
         const { bytes, how } = mutate(rng, frame, appendEntriesLengthOffsets(frame));
         const node = target(i);
@@ -304,9 +304,12 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
         const valid = (to: string) => route.message(to);
         for (const text of BROKEN_JSON)
           add(text, `broken JSON ${JSON.stringify(text.slice(0, 20))}`);
-        for (const field of Object.keys(valid("x"))) {
-          for (const raw of EXTREME_JSON)
+        for (const [f, field] of Object.keys(valid("x")).entries()) {
+          // Every field gets the numbers (the first ten), and a third of the other values.
+          for (const [k, raw] of EXTREME_JSON.entries()) {
+            if (k >= 10 && (k + f) % 3 !== 0) continue;
             add(withField(valid("n1"), field, raw), `${field}: ${raw.slice(0, 20)}`);
+          }
           add(withField(valid("n1"), field, null), `${field} missing`);
         }
         add(JSON.stringify({ ...valid("n1"), extra: 1 }), "an extra field");
@@ -317,11 +320,11 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
           `{"__proto__":{"to":"n1"},${JSON.stringify(valid(OUTSIDER)).slice(1)}`,
           "a __proto__ to",
         );
-        for (let i = 0; i < 60; i++) {
+        for (let i = 0; i < 40; i++) {
           const { bytes, how } = mutate(rng, encoder.encode(JSON.stringify(valid(OUTSIDER))));
           add(bytes, `mutant ${how}`);
         }
-        for (let i = 0; i < 20; i++) add(randomBytes(rng, rng.int(0, 200)), "random bytes");
+        for (let i = 0; i < 10; i++) add(randomBytes(rng, rng.int(0, 200)), "random bytes");
       }
       await inParallel(PARALLEL, tasks);
       await assertUnchanged();
@@ -350,7 +353,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
       chunk(0, encoder.encode('["d","a","overwritten"]\n'), true),
     ].map(encodeSnapshotChunk);
     const tasks: (() => Promise<void>)[] = [];
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 50; i++) {
       const body = randomBytes(rng, rng.int(0, 300));
       if (i % 2 === 0 && body.length > 0) body[0] = 0xb1;
       tasks.push(async () =>
@@ -360,7 +363,7 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
         ),
       );
     }
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 200; i++) {
       const frame = rng.pick(frames);
       // The membership length (34) is the frame's only u32 length prefix.
       const { bytes, how } = mutate(rng, frame, [34]);
@@ -792,6 +795,10 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
           }
           admin(node, "/status", undefined, headers, `auth ${auth}`, "GET");
         }
+      }
+      // Bodies go to the leader, the one node that would act on a valid one.
+      {
+        const node = cluster.leader();
         const json = { ...AUTH, "Content-Type": "application/json" };
         for (const text of BROKEN_JSON) {
           for (const path of ["/learners", "/membership", "/transfer-leader"]) {
