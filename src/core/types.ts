@@ -25,13 +25,16 @@ export interface Membership {
 export type Entry = CommandEntry | BlankEntry | MembershipEntry;
 
 interface EntryBase {
+  /** Position in the log, from 1. */
   readonly index: number;
+  /** Term of the leader that created the entry (§5.3). */
   readonly term: number;
 }
 
 /** An application command. */
 export interface CommandEntry extends EntryBase {
   readonly kind: "command";
+  /** The application's bytes, as given to `propose` (or `Raft.write`). */
   readonly data: Uint8Array;
 }
 
@@ -48,7 +51,9 @@ export interface MembershipEntry extends EntryBase {
 
 /** State that must be durable before the node answers a vote or an AppendEntries (§5.1). */
 export interface HardState {
+  /** §5.1 currentTerm. */
   readonly term: number;
+  /** §5.2 the candidate voted for in `term`, if any. */
   readonly votedFor: NodeId | null;
 }
 
@@ -62,17 +67,24 @@ export type Role = "follower" | "learner" | "precandidate" | "candidate" | "lead
 // Messages between peers. Every message carries the sender's term (§5.1).
 
 interface MessageBase {
+  /** The sender's current term; a higher one makes the receiver adopt it (§5.1). */
   readonly term: number;
+  /** The sender. */
   readonly from: NodeId;
+  /** The receiver. */
   readonly to: NodeId;
 }
 
 /** §5.3. Sent by the leader; `entries` may be empty. */
 export interface AppendEntriesRequest extends MessageBase {
   readonly type: "appendEntries";
+  /** Index of the entry just before `entries`: the follower must hold it to accept them. */
   readonly prevLogIndex: number;
+  /** Term of that entry (the consistency check, §5.3). */
   readonly prevLogTerm: number;
+  /** Entries prevLogIndex + 1, + 2, ...; empty for a probe. */
   readonly entries: readonly Entry[];
+  /** The leader's commit index; the follower commits up to min(this, its last new entry). */
   readonly leaderCommit: number;
 }
 
@@ -114,7 +126,9 @@ export interface HeartbeatResponse extends MessageBase {
  */
 export interface VoteRequest extends MessageBase {
   readonly type: "requestVote";
+  /** A PreVote (thesis §9.6): granting it changes nothing on the voter. */
   readonly preVote: boolean;
+  /** The candidate's last entry, for the up-to-date check (§5.4.1). */
   readonly lastLogIndex: number;
   readonly lastLogTerm: number;
   /** Set by a leadership transfer: voters must not ignore it because they know a leader. */
@@ -124,7 +138,9 @@ export interface VoteRequest extends MessageBase {
 /** Answer to a RequestVote or PreVote (§5.2); `granted`: the voter gives its vote. */
 export interface VoteResponse extends MessageBase {
   readonly type: "requestVoteResponse";
+  /** Answers a PreVote. */
   readonly preVote: boolean;
+  /** The vote (or the PreVote) is given. */
   readonly granted: boolean;
 }
 
