@@ -21,9 +21,10 @@
  *
  * On a follower, client requests get a 307 to the same path on the leader; with no known leader,
  * 503 `{ error: "no_leader" }` and `Retry-After`. A write that does not commit within the
- * request timeout gets 504 `{ error: "timeout" }`: its outcome is unknown. Writes carrying
- * `X-Client-Id` and `X-Request-Seq` are applied at most once per (client, seq); a retry returns
- * the first result (see state-machine.ts). Bad requests get 400 (or 413 for a body over the
+ * request timeout gets 504 `{ error: "timeout" }` (or `removed`: this node left the cluster): its
+ * outcome is unknown. During a leadership transfer writes get 503 `transfer_in_progress` (not
+ * appended). Writes carrying `X-Client-Id` and `X-Request-Seq` are applied at most once per
+ * (client, seq); a retry returns the first result (see state-machine.ts). Bad requests get 400 (or 413 for a body over the
  * limit) with `{ error }` naming the problem.
  */
 import { type Context, Hono } from "hono";
@@ -32,8 +33,10 @@ import {
   FatalError,
   LeadershipLostError,
   NotLeaderError,
+  RemovedError,
   ShutdownError,
   TimeoutError,
+  TransferInProgressError,
 } from "../../src/driver/errors.ts";
 import type { Raft } from "../../src/driver/raft.ts";
 import { ApplyFailure } from "../../src/driver/state-machine.ts";
@@ -252,6 +255,13 @@ function redirectOrUnavailable(c: Context, address: string | null): Response {
 function failure(c: Context, error: unknown): Response {
   if (error instanceof NotLeaderError) return redirectOrUnavailable(c, error.leaderAddr);
   if (error instanceof TimeoutError) return c.json({ error: "timeout" }, 504);
+  // Removed from the cluster while the write waited: its outcome is unknown, as for a timeout.
+  if (error instanceof RemovedError) return c.json({ error: "removed" }, 504);
+  if (error instanceof TransferInProgressError) {
+    // Not appended: retry shortly, on the new leader.
+    c.header("Retry-After", RETRY_AFTER_S);
+    return c.json({ error: "transfer_in_progress" }, 503);
+  }
   if (error instanceof BackpressureError || error instanceof LeadershipLostError) {
     // Not committed: the client may retry (with the same X-Request-Seq, to be safe).
     c.header("Retry-After", RETRY_AFTER_S);
