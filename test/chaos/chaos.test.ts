@@ -45,5 +45,12 @@ it(`a seeded chaos run (seed ${SEED}) is linearizable and injects every kind of 
     assert.ok((report.operations[kind]?.ok ?? 0) >= 20, `too few ${kind}s succeeded\n${text}`);
   }
   assert.ok(report.leaders.length >= 2, `the leader never changed\n${text}`);
+  // Peers talk through the proxies only: every leader reached its peers through its links (at
+  // least the three other voters while a membership fault left one node out).
+  const ids = ["n1", "n2", "n3", "n4", "n5"];
+  for (const { leader } of report.leaders) {
+    const reached = ids.filter((peer) => (report.links[`${leader}->${peer}`] ?? 0) > 0);
+    assert.ok(reached.length >= 3, `${leader} reached only ${reached.join(" ")}\n${text}`);
+  }
   assert.ok(report.ok, text);
 });

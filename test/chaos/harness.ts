@@ -54,6 +54,8 @@ export interface ChaosReport {
   readonly faultEvents: readonly FaultEvent[];
   readonly nemesisNotes: readonly string[];
   readonly leaders: readonly LeaderChange[];
+  /** Connections each directed link's proxy accepted (`n1->n2` → count): peers used them. */
+  readonly links: Record<string, number>;
   /** Snapshots the nodes logged: built (and the log compacted), installed from a leader. */
   readonly snapshots: { readonly built: number; readonly installed: number };
   /** Election safety violations seen by the observer. */
@@ -169,6 +171,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       nemesisNotes: nemesis.notes,
       leaders: observer.changes,
       snapshots,
+      links: Object.fromEntries(
+        [...cluster.links].map(([name, proxy]) => [name, proxy.stats.accepted]),
+      ),
       leaderConflicts: observer.conflicts,
       crashes,
       unexpected: clients.unexpected,
@@ -340,6 +345,11 @@ export function formatReport(r: ChaosReport): string {
   const terms = r.leaders.map((l) => `${l.leader}@t${l.term}`).join(" ");
   lines.push(
     `leaders: ${r.leaders.length} elected, ${Math.max(0, r.leaders.length - 1)} changes (${terms})`,
+  );
+  const connections = Object.values(r.links).reduce((a, b) => a + b, 0);
+  const used = Object.values(r.links).filter((n) => n > 0).length;
+  lines.push(
+    `peer links: ${used} of ${Object.keys(r.links).length} used, ${connections} connections through the proxies`,
   );
   lines.push(
     `snapshots: ${r.snapshots.built} built, ${r.snapshots.installed} installed from a leader`,

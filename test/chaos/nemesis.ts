@@ -88,6 +88,7 @@ export class Nemesis {
       for (const kind of kinds) {
         if (round > 0 && performance.now() >= end) return;
         await this.inject(kind);
+        await this.#restartCrashed();
         await sleep(this.rng.int(...this.options.quietMs));
       }
       round++;
@@ -135,6 +136,16 @@ export class Nemesis {
       if (node.child === null) this.cluster.start(node);
     }
     await Promise.all(this.cluster.nodes.map((n) => this.#answers(n)));
+  }
+
+  /** A node that died by itself (a crash the report lists) is restarted, so the run goes on. */
+  async #restartCrashed(): Promise<void> {
+    const dead = this.cluster.nodes.filter((n) => n.child === null);
+    for (const node of dead) {
+      this.notes.push(`${node.id} was down after a fault (see its crash); restarted`);
+      this.cluster.start(node);
+    }
+    await Promise.all(dead.map((n) => this.#answers(n)));
   }
 
   /** Makes every node a voter again (a membership fault may have left one out). */
