@@ -210,6 +210,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <thead><tr>
         <th>node</th><th>role</th><th class="num">term</th><th>sees leader</th>
         <th class="num">commit</th><th class="num">applied</th><th class="num">last log</th>
+        <th class="num" title="the latest snapshot's index; the log starts at its first index">snapshot</th>
         <th>replication lag</th><th>address</th>
       </tr></thead>
       <tbody id="nodes"></tbody>
@@ -317,6 +318,9 @@ function render(view, now) {
     tr.appendChild(el("td", { class: "num" }, s ? String(s.commitIndex) : "–"));
     tr.appendChild(el("td", { class: "num" }, s ? String(s.lastApplied) : "–"));
     tr.appendChild(el("td", { class: "num" }, s ? String(s.lastLogIndex) : "–"));
+    var snap = el("td", { class: "num" }, s && s.snapshotIndex ? String(s.snapshotIndex) : "–");
+    if (s && s.firstLogIndex) snap.setAttribute("title", "log from " + s.firstLogIndex);
+    tr.appendChild(snap);
     var lagCell = el("td", { "data-lag": "" });
     var r = replication[n.id];
     if (leader && n.id === leader.id) {
