@@ -116,6 +116,8 @@ export const EXTREME_JSON: readonly string[] = [
   '{"$ne":1}',
   "[1,2,3]",
   `"${"x".repeat(70_000)}"`,
+  `${"[".repeat(100_000)}${"]".repeat(100_000)}`,
+  `${'{"a":'.repeat(20_000)}1${"}".repeat(20_000)}`,
   `"\\ud800"`,
   '"\\u0000"',
 ];
