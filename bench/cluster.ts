@@ -124,7 +124,7 @@ const USAGE = `usage: bench/cluster.ts [--full | --smoke] [--connections 1,16,64
   [--variants ${VARIANTS.map((v) => v.name).join(",")}]
   [--seconds S] [--warmup S] [--out FILE] [--no-chart] [--runtime node|bun|deno]
 --runtime:       the runtime of Keel's nodes (default: the one running this script)
-quick (default): 3 s + 1 s warm-up per run; keel and etcd at every level, variants at 16 and 256
+quick (default): 2.5 s + 0.5 s warm-up per run; keel, etcd, bun at every level, variants at 16, 256
 --full:          10 s + 2 s per run, every variant at every level
 --smoke:         0.5 s runs at 1 and 16 connections (CI: checks the suite still works)`;
 
@@ -156,8 +156,8 @@ function plan(argv: readonly string[]): Plan {
     if (!(n > 0)) throw new Error(`--${name}: expected a positive number`);
     return n;
   };
-  const seconds = positive("seconds", values.seconds, { smoke: 0.5, quick: 3, full: 10 }[mode]);
-  const warmupSeconds = positive("warmup", values.warmup, { smoke: 0.3, quick: 1, full: 2 }[mode]);
+  const seconds = positive("seconds", values.seconds, { smoke: 0.5, quick: 2.5, full: 10 }[mode]);
+  const warmupSeconds = positive("warmup", values.warmup, { smoke: 0.3, quick: 0.5, full: 2 }[mode]);
   const allLevels = mode === "smoke" ? [1, 16] : [1, 16, 64, 256];
   const connections =
     values.connections === undefined
