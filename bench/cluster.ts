@@ -157,7 +157,11 @@ function plan(argv: readonly string[]): Plan {
     return n;
   };
   const seconds = positive("seconds", values.seconds, { smoke: 0.5, quick: 2.5, full: 10 }[mode]);
-  const warmupSeconds = positive("warmup", values.warmup, { smoke: 0.3, quick: 0.5, full: 2 }[mode]);
+  const warmupSeconds = positive(
+    "warmup",
+    values.warmup,
+    { smoke: 0.3, quick: 0.5, full: 2 }[mode],
+  );
   const allLevels = mode === "smoke" ? [1, 16] : [1, 16, 64, 256];
   const connections =
     values.connections === undefined
