@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { Random } from "../sim/random.ts";
 import { checkLinearizable, checkWindow, formatOperation, type Verdict } from "./checker.ts";
 import type { Call, Operation, Outcome } from "./history.ts";
 import { syntheticHistory } from "./synthetic.ts";
@@ -470,3 +471,125 @@ function doubleCas(ops: readonly Operation[]): Mutant {
 function formatWindow(window: readonly Operation[]): string {
   return window.map(formatOperation).join("\n");
 }
+
+/**
+ * The exhaustive definition, for small histories: some order of the operations that respects
+ * real time (an operation may come next unless another one still to place completed before it
+ * was invoked) and the register's rules, in which every operation with an answer appears and
+ * each unknown one appears once or not at all.
+ */
+function bruteForce(ops: readonly Operation[], initial: string | null): boolean {
+  const required = (op: Operation) =>
+    op.outcome.status !== "unknown" && !(op.call.kind === "write" && op.outcome.status === "fail");
+  const relevant = ops.filter(
+    (op) => required(op) || (op.outcome.status === "unknown" && op.call.kind !== "read"),
+  );
+  const apply = (op: Operation, s: string | null): { ok: boolean; s: string | null } => {
+    const { call, outcome } = op;
+    if (call.kind === "read") {
+      return { ok: outcome.status === "ok" && (outcome.value ?? null) === s, s };
+    }
+    if (call.kind === "write") return { ok: true, s: call.value };
+    if (outcome.status === "ok") return { ok: s === call.expected, s: call.value };
+    if (outcome.status === "fail") {
+      const seen = outcome.current === undefined || outcome.current === s;
+      return { ok: s !== call.expected && seen, s };
+    }
+    return { ok: true, s: s === call.expected ? call.value : s };
+  };
+  const search = (left: readonly Operation[], s: string | null): boolean => {
+    if (!left.some(required)) return true;
+    for (const op of left) {
+      if (
+        left.some((other) => other !== op && required(other) && other.completedAt < op.invokedAt)
+      ) {
+        continue;
+      }
+      const rest = left.filter((other) => other !== op);
+      const { ok, s: next } = apply(op, s);
+      if (ok && search(rest, next)) return true;
+      // An unknown operation may also never take effect.
+      if (!required(op) && search(rest, s)) return true;
+    }
+    return false;
+  };
+  return search(relevant, initial);
+}
+
+describe("linearizability checker: against an exhaustive search", () => {
+  /** Small histories on one key with few values (so values repeat), ties and any outcome. */
+  function smallHistory(rng: Random): Operation[] {
+    const values = ["a", "b", "c"];
+    const value = () => (rng.chance(0.2) ? null : rng.pick(values));
+    const ops: Operation[] = [];
+    const count = rng.int(1, 7);
+    for (let id = 0; id < count; id++) {
+      const invokedAt = rng.int(0, 10);
+      const completedAt = invokedAt + rng.int(0, 6);
+      const roll = rng.next();
+      const status = rng.next();
+      let op: Omit<Operation, "invokedAt" | "completedAt">;
+      const base = { id, client: id, key: "x" };
+      if (roll < 0.4) {
+        op =
+          status < 0.9
+            ? { ...base, call: { kind: "read" }, outcome: { status: "ok", value: value() } }
+            : { ...base, call: { kind: "read" }, outcome: { status: "unknown", reason: "t" } };
+      } else if (roll < 0.7) {
+        op = {
+          ...base,
+          call: { kind: "write", value: value() },
+          outcome:
+            status < 0.75
+              ? { status: "ok" }
+              : status < 0.9
+                ? { status: "unknown", reason: "t" }
+                : { status: "fail" },
+        };
+      } else {
+        const call = { kind: "cas" as const, expected: value(), value: rng.pick(values) };
+        op = {
+          ...base,
+          call,
+          outcome:
+            status < 0.45
+              ? { status: "ok" }
+              : status < 0.6
+                ? { status: "fail" }
+                : status < 0.85
+                  ? { status: "fail", current: value() }
+                  : { status: "unknown", reason: "t" },
+        };
+      }
+      const unknown = op.outcome.status === "unknown";
+      ops.push({ ...op, invokedAt, completedAt: unknown ? Infinity : completedAt });
+    }
+    return ops;
+  }
+
+  it("agrees on 3000 random small histories, and its failing windows fail from any value", () => {
+    const rng = new Random(99);
+    let failing = 0;
+    for (let n = 0; n < 3000; n++) {
+      const ops = smallHistory(rng);
+      const expected = bruteForce(ops, null);
+      const verdict = checkLinearizable(ops);
+      assert.equal(verdict.ok, expected, `history ${n}: ${JSON.stringify(ops)}`);
+      if (verdict.ok !== false) continue;
+      failing++;
+      // A window from "any value" fails for every concrete starting value too.
+      if (verdict.from !== -Infinity) {
+        const inside = ops.filter(
+          (op) => op.invokedAt >= verdict.from && op.completedAt <= verdict.to,
+        );
+        for (const initial of [null, "a", "b", "c", "z"]) {
+          assert.equal(bruteForce(inside, initial), false, `history ${n} window from ${initial}`);
+        }
+      }
+    }
+    assert.ok(
+      failing > 300 && failing < 2700,
+      `${failing} of 3000 failing: both kinds are covered`,
+    );
+  });
+});

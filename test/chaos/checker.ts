@@ -196,7 +196,7 @@ function step(p: Prepared, s: number): number {
       return s === p.a || s === ANY_STATE ? p.b : INVALID;
     case CAS_FAIL:
       // A refused cas is a read that saw a value other than the expected one.
-      if (s === ANY_STATE) return p.b === NO_VALUE ? ANY_STATE : p.b;
+      if (s === ANY_STATE) return p.b === NO_VALUE ? ANY_STATE : p.b === p.a ? INVALID : p.b;
       if (s === p.a) return INVALID;
       return p.b === NO_VALUE || p.b === s ? s : INVALID;
     default:
