@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Random } from "../sim/random.ts";
-import { checkLinearizable, checkWindow, formatOperation, type Verdict } from "./checker.ts";
+import {
+  checkLinearizable,
+  checkWindow,
+  formatOperation,
+  insideWindow,
+  type Verdict,
+} from "./checker.ts";
 import type { Call, Operation, Outcome } from "./history.ts";
 import { syntheticHistory } from "./synthetic.ts";
 
@@ -80,8 +86,9 @@ type Failure = Extract<Verdict, { ok: false }>;
 function assertMinimalWindow(all: readonly Operation[], v: Failure): void {
   const ops = all.filter((op) => op.key === v.key);
   assert.equal(checkWindow(ops, v.from, v.to), false, "the window fails on its own");
-  const overlapping = ops.filter((op) => op.invokedAt <= v.to && op.completedAt >= v.from);
-  assert.deepEqual(new Set(v.window), new Set(overlapping), "the window lists what overlaps it");
+  assert.deepEqual(v.window, insideWindow(ops, v.from, v.to), "the window lists what is inside");
+  const alone = v.window.map((op) => ({ ...op, key: `alone ${op.key}` }));
+  assert.equal(checkWindow(alone, v.from, Infinity), false, "what is inside fails on its own");
   const earlierEnds = ops.map((op) => op.completedAt).filter((t) => t < v.to);
   if (earlierEnds.length > 0) {
     const to = Math.max(...earlierEnds);

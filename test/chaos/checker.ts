@@ -24,11 +24,12 @@ export type Verdict =
       /** The first key (in sorted order) whose history cannot be linearized. */
       readonly key: string;
       /**
-       * The operations of that key overlapping the smallest time window [from, to] that cannot be
-       * linearized on its own (see `checkWindow`): from any value at `from` (from the initial
-       * absent value when `from` is -Infinity), counting the operations that straddle a bound as
-       * possibly taking effect outside it. Moving either bound inward makes it linearizable.
-       * Ordered by invocation.
+       * The smallest time window [from, to] of that key's history that cannot be linearized on
+       * its own (see `checkWindow`), from any value at `from` (from the initial absent value
+       * when `from` is -Infinity), the operations straddling a bound possibly taking effect
+       * outside it: moving either bound inward makes it linearizable. Listed here: the
+       * operations entirely inside it with an answer (`insideWindow`), which alone already
+       * cannot be linearized. Ordered by invocation.
        */
       readonly window: Operation[];
       /** An invocation time, or -Infinity for the key's beginning. */
@@ -91,7 +92,7 @@ export function checkLinearizable(ops: readonly Operation[], opts: CheckOptions 
       ...counts,
       reason:
         `key ${JSON.stringify(key)}: no linearization of its ${keyOps.length} operations; ` +
-        `already none for the ${window.length} overlapping [${from}, ${to}] ` +
+        `already none for the ${window.length} inside [${from}, ${to}] ` +
         `(ids ${window.map((op) => op.id).join(", ")})`,
     };
   }
@@ -601,6 +602,23 @@ function windowHistory(ops: readonly Operation[], from: number, to: number): Ope
 }
 
 /**
+ * What a failing window shows: the operations entirely inside it with an answer. The others it
+ * counts (those straddling a bound, unknown ones) may or may not take effect in it, so leaving
+ * them out only removes ways to linearize: these alone already have none.
+ */
+export function insideWindow(ops: readonly Operation[], from: number, to: number): Operation[] {
+  return ops
+    .filter(
+      (op) =>
+        op.invokedAt >= from &&
+        op.completedAt <= to &&
+        op.outcome.status !== "unknown" &&
+        !(op.call.kind === "write" && op.outcome.status === "fail"),
+    )
+    .sort((x, y) => x.invokedAt - y.invokedAt || x.id - y.id);
+}
+
+/**
  * Whether the key's operations seen through [from, to] (see `windowHistory`) are linearizable:
  * true, false, or "unknown" if the budget ran out. `from` = -Infinity starts from the key's
  * initial absent value, any other `from` from any value.
@@ -658,10 +676,7 @@ function smallestWindow(
     else hi = mid;
   }
   const from = starts[lo];
-  const window = ops
-    .filter((op) => op.invokedAt <= to && op.completedAt >= from)
-    .sort((x, y) => x.invokedAt - y.invokedAt || x.id - y.id);
-  return { from, to, window };
+  return { from, to, window: insideWindow(ops, from, to) };
 }
 
 // ---------------------------------------------------------------------------------------------
