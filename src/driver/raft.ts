@@ -79,6 +79,12 @@ export interface DriverConfig {
   readonly adminTimeoutMs: number;
   /** Largest snapshot data per chunk streamed to a follower (default 1 MiB). */
   readonly snapshotChunkBytes: number;
+  /**
+   * Timeout of a snapshot stream's last chunk, which the follower answers only once it has
+   * restored its state machine and made the install durable (default 60 s; other chunks use
+   * rpcTimeoutMs). Like openraft's `install_snapshot_timeout`.
+   */
+  readonly snapshotInstallTimeoutMs: number;
 }
 
 export type RaftOptionsConfig = Partial<RaftConfig & DriverConfig>;
@@ -206,6 +212,7 @@ const defaultDriverConfig: DriverConfig = {
   leaseClockDrift: 0.1,
   adminTimeoutMs: 30_000,
   snapshotChunkBytes: 1 << 20,
+  snapshotInstallTimeoutMs: 60_000,
 };
 
 /** Failed chunks in a row after which a snapshot stream gives up (the core retries it). */
@@ -319,6 +326,7 @@ export class Raft implements RpcHandler {
       leaseClockDrift,
       adminTimeoutMs,
       snapshotChunkBytes,
+      snapshotInstallTimeoutMs,
       ...given
     } = options.config ?? {};
     this.#snapshots = options.snapshotStore ?? null;
@@ -339,6 +347,7 @@ export class Raft implements RpcHandler {
         leaseClockDrift,
         adminTimeoutMs,
         snapshotChunkBytes,
+        snapshotInstallTimeoutMs,
       }),
     };
     const chunkBytes = this.#config.snapshotChunkBytes;
@@ -878,6 +887,7 @@ export class Raft implements RpcHandler {
       chunkBytes: this.#config.snapshotChunkBytes,
       window: SNAPSHOT_WINDOW,
       rpcTimeoutMs: this.#config.rpcTimeoutMs,
+      installTimeoutMs: this.#config.snapshotInstallTimeoutMs,
       retryMinMs: this.#config.heartbeatIntervalMs,
       retryMaxMs: this.#config.electionTimeoutMaxMs,
       maxAttempts: SNAPSHOT_MAX_ATTEMPTS,

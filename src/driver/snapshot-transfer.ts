@@ -66,6 +66,8 @@ export interface TransferHost {
   /** Chunks in flight to one follower at most. */
   readonly window: number;
   readonly rpcTimeoutMs: number;
+  /** Timeout of the last chunk, answered only once the follower has installed the snapshot. */
+  readonly installTimeoutMs: number;
   /** Backoff after a failed chunk: doubles from min to max. */
   readonly retryMinMs: number;
   readonly retryMaxMs: number;
@@ -181,7 +183,8 @@ export class SnapshotSenders {
       const done = offset + data.length === size;
       const chunk: SnapshotChunk = { snapshot: request, offset, data, done };
       const address = host.addressOf(peer) ?? "";
-      const answer = host.network.sendSnapshotChunk(peer, address, chunk, host.rpcTimeoutMs).then(
+      const timeoutMs = done ? host.installTimeoutMs : host.rpcTimeoutMs;
+      const answer = host.network.sendSnapshotChunk(peer, address, chunk, timeoutMs).then(
         (response) => ({ response }),
         (error: unknown) => ({ error }),
       );

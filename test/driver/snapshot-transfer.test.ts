@@ -42,6 +42,7 @@ function fakeHost(
     chunkBytes: 100,
     window: 2,
     rpcTimeoutMs: 50,
+    installTimeoutMs: 50,
     retryMinMs: 1,
     retryMaxMs: 4,
     maxAttempts: 3,

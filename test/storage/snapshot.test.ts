@@ -155,7 +155,8 @@ describe(`SqliteSnapshotStore on ${runtime}`, () => {
       }
       assert.equal(bytes, size);
       const growth = peak - baseline;
-      assert.ok(growth < size / 2, `memory grew by ${(growth / 2 ** 20).toFixed(1)} MB`);
+      // Holding the snapshot would grow RSS by its whole size; GC lag on a busy machine by less.
+      assert.ok(growth < (size * 3) / 4, `memory grew by ${(growth / 2 ** 20).toFixed(1)} MB`);
     } finally {
       await log.close();
     }
