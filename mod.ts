@@ -24,7 +24,12 @@ export {
 } from "./src/driver/errors.ts";
 export type { LogFields, Logger, LogLevel } from "./src/driver/logger.ts";
 export { consoleLogger, silentLogger } from "./src/driver/logger.ts";
-export type { MetricsListener, RaftMetrics, ReplicationMetrics } from "./src/driver/metrics.ts";
+export type {
+  MetricsListener,
+  MetricsWatch,
+  RaftMetrics,
+  ReplicationMetrics,
+} from "./src/driver/metrics.ts";
 export type {
   AddLearnerOptions,
   ChangeMembershipOptions,
@@ -70,9 +75,11 @@ export type {
   RpcHandler,
   SnapshotChunk,
   SnapshotChunkResponse,
+  SnapshotMessage,
 } from "./src/net/network.ts";
 export type { LogStore, LogWrite, StoredState } from "./src/storage/log-store.ts";
-export { MemoryLogStore } from "./src/storage/memory.ts";
+export type { MemoryLogStoreOptions } from "./src/storage/memory.ts";
+export { InjectedStorageError, MemoryLogStore } from "./src/storage/memory.ts";
 export type { MemorySnapshotStoreOptions } from "./src/storage/memory-snapshot.ts";
 export { MemorySnapshotStore } from "./src/storage/memory-snapshot.ts";
 export type {

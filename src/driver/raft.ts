@@ -45,7 +45,12 @@ import {
   TransferInProgressError,
 } from "./errors.ts";
 import { type LogFields, type Logger, type LogLevel, silentLogger } from "./logger.ts";
-import { MetricsHub, type RaftMetrics, type ReplicationMetrics } from "./metrics.ts";
+import {
+  MetricsHub,
+  type MetricsWatch,
+  type RaftMetrics,
+  type ReplicationMetrics,
+} from "./metrics.ts";
 import { recover, restoreFrom } from "./recover.ts";
 import {
   type ReceivedSnapshot,
@@ -87,13 +92,24 @@ export interface DriverConfig {
   readonly snapshotInstallTimeoutMs: number;
 }
 
+/**
+ * The `config` of {@link RaftOptions}: the core's settings (RaftConfig: election and heartbeat
+ * timing, windows, snapshot policy) and the driver's (DriverConfig), each optional with its
+ * default. `new Raft` throws a RangeError naming a setting it finds invalid.
+ */
 export type RaftOptionsConfig = Partial<RaftConfig & DriverConfig>;
 
+/** What `new Raft(options)` needs: the node's identity and the parts it runs on. */
 export interface RaftOptions {
+  /** This node's id, unique in the cluster and never reused by another node. */
   readonly id: NodeId;
+  /** Timing, limits and snapshot policy; every field has a default. */
   readonly config?: RaftOptionsConfig;
+  /** The durable log, term and vote (`SqliteLogStore`, or `MemoryLogStore` for tests). */
   readonly logStore: LogStore;
+  /** The application, which applies committed entries in log order. */
   readonly stateMachine: StateMachine;
+  /** How this node reaches its peers (`FetchNetwork`, or a `MemoryNetwork` endpoint). */
   readonly network: Network;
   /**
    * Where snapshots are kept (`SqliteLogStore.snapshots`, or a MemorySnapshotStore); the state
@@ -101,6 +117,7 @@ export interface RaftOptions {
    * its log (snapshotThreshold is 0) and cannot receive a leader's snapshot.
    */
   readonly snapshotStore?: SnapshotStore;
+  /** Where log lines go (default: {@link silentLogger}). */
   readonly logger?: Logger;
   /** Seed of the core's election jitter (default: derived from the id). */
   readonly seed?: number;
@@ -132,8 +149,11 @@ export interface MembershipChangeResult {
   readonly membership: Membership;
 }
 
+/** What a committed and applied {@link Raft.write} resolves with. */
 export interface WriteResult {
+  /** The log index of the entry. */
   readonly index: number;
+  /** The state machine's answer to it (`apply`'s response). */
   readonly response: Uint8Array;
 }
 
@@ -239,7 +259,10 @@ const resolved = Promise.resolve();
 
 export class Raft implements RpcHandler {
   readonly id: NodeId;
-  readonly metrics: MetricsHub;
+  /** This node's state, published on every change: read `current`, or `waitFor` a condition. */
+  readonly metrics: MetricsWatch;
+  /** The same object as `metrics`, with the publishing side. */
+  readonly #metricsHub: MetricsHub;
   readonly #config: RaftConfig & DriverConfig;
   readonly #store: LogStore;
   readonly #machine: StateMachine;
@@ -372,7 +395,8 @@ export class Raft implements RpcHandler {
       this.#receiver = new SnapshotReceiver(host);
     }
     this.#state = createState({ id: this.id, config: core, seed: this.#seed });
-    this.metrics = new MetricsHub(this.#snapshotMetrics());
+    this.#metricsHub = new MetricsHub(this.#snapshotMetrics());
+    this.metrics = this.#metricsHub;
     this.closed = new Promise((resolve) => {
       this.#closed = resolve;
     });
@@ -1653,7 +1677,7 @@ export class Raft implements RpcHandler {
   // Metrics and logging.
 
   #publishMetrics(): void {
-    this.metrics.update(this.#snapshotMetrics());
+    this.#metricsHub.update(this.#snapshotMetrics());
   }
 
   #snapshotMetrics(): RaftMetrics {

@@ -2,6 +2,11 @@
 import type { Entry } from "../core/types.ts";
 import type { SnapshotMeta } from "../storage/snapshot-store.ts";
 
+/**
+ * What `apply` answers for one entry: bytes, which the `write` that proposed the entry resolves
+ * with, or an {@link ApplyFailure}, which it rejects with. Blank and membership entries get an
+ * empty `Uint8Array`.
+ */
 export type ApplyResponse = Uint8Array | ApplyFailure;
 
 /**

@@ -88,6 +88,10 @@ export class TransportError extends Error {
 
 /** Where the transport reports failure streaks; the driver's `Logger` fits. */
 export interface TransportLogger {
+  /**
+   * Records one event (a peer unreachable, reachable again). Called synchronously from a send:
+   * it must not throw.
+   */
   log(
     level: "debug" | "info" | "warn" | "error",
     message: string,

@@ -31,6 +31,11 @@ export type ResponseMessage = Exclude<Message, RequestMessage | SnapshotMessage>
  * peer is unreachable. Implementations keep requests to one peer in order.
  */
 export interface Network {
+  /**
+   * Sends a request to the peer `to` at `address` and resolves with its answer, or null when
+   * the peer chose not to answer. Rejects when the peer cannot be reached or does not answer
+   * within `timeoutMs`.
+   */
   send(
     to: NodeId,
     address: string,
@@ -80,6 +85,16 @@ export interface SnapshotChunkResponse {
 
 /** What a transport calls when a request arrives for the local node (the `Raft` class). */
 export interface RpcHandler {
+  /**
+   * Steps a peer's request into the node and resolves with its answer (null: none is due). The
+   * answer to a message the node must persist first (entries, a vote) comes once it is durable.
+   * Rejects when the node is stopped or the message is addressed to another node.
+   */
   handle(message: RequestMessage): Promise<ResponseMessage | null>;
+  /**
+   * Writes a snapshot chunk aside and resolves with the bytes held durably; for the last chunk,
+   * once the snapshot is installed. Rejects when the node has no snapshotStore, is stopped, or
+   * the chunk is addressed to another node or malformed.
+   */
   handleSnapshotChunk(chunk: SnapshotChunk): Promise<SnapshotChunkResponse>;
 }
