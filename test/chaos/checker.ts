@@ -376,6 +376,29 @@ function checkKey(ops: readonly Operation[], initial: number, budget: Budget): b
   }
   if (knownLeft === 0) return true;
 
+  // A value no operation still to linearize can write, that some operation still to linearize
+  // must observe, must not be left: the state could never come back to it. Counting both per
+  // value prunes, among others, a write linearized long before the read of its value.
+  let values = 2;
+  for (const p of prepared) values = Math.max(values, p.a + 1, p.b + 1);
+  const writers = new Int32Array(values);
+  const observers = new Int32Array(values);
+  const writes = new Int32Array(n).fill(-1);
+  const observes = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const p = prepared[i];
+    if (p.kind === WRITE) writes[i] = p.a;
+    else if (p.kind === CAS_OK || p.kind === CAS_UNKNOWN) writes[i] = p.b;
+    if (p.kind === READ || p.kind === CAS_OK) observes[i] = p.a;
+    else if (p.kind === CAS_FAIL && p.b !== NO_VALUE) observes[i] = p.b;
+    if (writes[i] >= 0) writers[writes[i]]++;
+    if (observes[i] >= 0) observers[observes[i]]++;
+  }
+  const take = (i: number, by: number) => {
+    if (writes[i] >= 0) writers[writes[i]] -= by;
+    if (observes[i] >= 0) observers[observes[i]] -= by;
+  };
+
   const linearized = new Bitset(n);
   const cache = new Cache();
   const stackCall = new Int32Array(n);
@@ -393,21 +416,25 @@ function checkKey(ops: readonly Operation[], initial: number, budget: Budget): b
         continue;
       }
       const after = step(prepared[i], state);
-      if (after !== INVALID) {
-        linearized.set(i);
-        if (cache.add(linearized, after)) {
-          if (free[i] === 0 && --knownLeft === 0) return true;
-          stackCall[depth] = entry;
-          stackState[depth] = state;
-          depth++;
-          state = after;
-          lift(entry);
-          entry = next[HEAD];
-        } else {
-          linearized.clear(i);
-          entry = next[entry];
-        }
+      if (after === INVALID) {
+        entry = next[entry];
+        continue;
+      }
+      take(i, 1);
+      const stranded =
+        after !== state && state !== ANY_STATE && writers[state] === 0 && observers[state] > 0;
+      linearized.set(i);
+      if (!stranded && cache.add(linearized, after)) {
+        if (free[i] === 0 && --knownLeft === 0) return true;
+        stackCall[depth] = entry;
+        stackState[depth] = state;
+        depth++;
+        state = after;
+        lift(entry);
+        entry = next[HEAD];
       } else {
+        take(i, -1);
+        linearized.clear(i);
         entry = next[entry];
       }
     } else {
@@ -418,6 +445,7 @@ function checkKey(ops: readonly Operation[], initial: number, budget: Budget): b
       state = stackState[depth];
       const i = entry >> 1;
       if (free[i] === 0) knownLeft++;
+      take(i, -1);
       linearized.clear(i);
       unlift(entry);
       entry = next[entry];
