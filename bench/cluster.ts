@@ -293,6 +293,19 @@ async function measure(
   };
 }
 
+/** Failed requests, by kind when there are any, and whether the leader moved. */
+function errorText(r: ClusterRow): string {
+  const kinds = [
+    ...Object.entries(r.statusClasses)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${n} ${k}`),
+    ...(r.errors > 0 ? [`${r.errors} conn`] : []),
+    ...(r.timeouts > 0 ? [`${r.timeouts} timeout`] : []),
+  ];
+  const text = kinds.length === 0 ? "0" : kinds.join(", ");
+  return r.leaderChanged ? `${text}, new leader` : text;
+}
+
 function ms(n: number): string {
   return Number.isNaN(n) ? "-" : fmt(n, n < 10 ? 2 : 1);
 }
@@ -320,7 +333,7 @@ function printRows(rows: readonly ClusterRow[]): void {
       ms(r.latencyMs.p50),
       ms(r.latencyMs.p99),
       ms(r.latencyMs.p999),
-      `${r.non2xx + r.errors + r.timeouts}${r.leaderChanged ? " new leader" : ""}`,
+      errorText(r),
       r.cpu.map((u) => fmt(u.cpuPercent)).join(" "),
       fmt(r.cpuMicrosPerWrite),
       fmt(Math.max(...Object.values(r.peakRssMiB))),

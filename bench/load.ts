@@ -88,6 +88,12 @@ export interface LoadResult {
   readonly non2xx: number;
   readonly errors: number;
   readonly timeouts: number;
+  /** The non-2xx responses by class (a 3xx is a redirect from a node no longer leading). */
+  readonly statusClasses: {
+    readonly "3xx": number;
+    readonly "4xx": number;
+    readonly "5xx": number;
+  };
 }
 
 /** A value of `bytes` ASCII characters. */
@@ -165,6 +171,7 @@ export async function load(
       max: histogram.max,
     },
     non2xx: result.non2xx,
+    statusClasses: { "3xx": result["3xx"], "4xx": result["4xx"], "5xx": result["5xx"] },
     errors: result.errors,
     timeouts: result.timeouts,
   };
