@@ -726,6 +726,50 @@ describe(`fuzzing every route of a 3-node cluster on ${runtime} (seed ${SEED})`,
       raw(method, path, "-1", encoder.encode("x"), false, true);
       raw(method, path, "abc", encoder.encode("x"), false, true);
       raw(method, path, "100", encoder.encode("changed"), true, true);
+      // Chunked: over the limit without a Content-Length, and chunk sizes that are not sizes.
+      const chunked = (chunks: string, what: string, mayClose: boolean) =>
+        tasks.push(async () =>
+          expect4xx(
+            await rawRequest(
+              leader.port,
+              concat(
+                head(method, path, { "Transfer-Encoding": "chunked", Connection: "close" }),
+                encoder.encode(chunks),
+              ),
+              { halfClose: mayClose },
+            ),
+            `${method} ${path} chunked ${what}`,
+            mayClose,
+          ),
+        );
+      const mib = "x".repeat(256 * 1024);
+      chunked(`${`40000\r\n${mib}\r\n`.repeat(5)}0\r\n\r\n`, "1.25 MiB", false);
+      chunked("fffffffffffffffff\r\nx\r\n0\r\n\r\n", "size 2^68", true);
+      chunked("-1\r\nx\r\n0\r\n\r\n", "size -1", true);
+      chunked("zz\r\nx\r\n0\r\n\r\n", "size zz", true);
+    }
+    // A header far over any server's limit, and methods no route has.
+    tasks.push(async () =>
+      expect4xx(
+        await rawRequest(
+          leader.port,
+          head("GET", "/kv/a", { "X-Padding": "p".repeat(200_000), Connection: "close" }),
+          { halfClose: true },
+        ),
+        "a 200 kB header",
+        true,
+      ),
+    );
+    for (const method of ["OPTIONS", "TRACE", "CONNECT2", "PROPFIND"]) {
+      tasks.push(async () =>
+        expect4xx(
+          await rawRequest(leader.port, head(method, "/kv/a", { Connection: "close" }), {
+            halfClose: true,
+          }),
+          `${method} /kv/a`,
+          true,
+        ),
+      );
     }
     // Routes and methods that do not exist.
     for (const [method, path] of [
