@@ -62,8 +62,57 @@ function assertLines(output: string, patterns: readonly RegExp[]): void {
   }
 }
 
-/** Which chapter shows which example, and what a run must print. */
-const chapters: { chapter: string; example: string; expect: RegExp[] }[] = [
+/**
+ * What chapter 7 says of its example's output, whatever the indexes (a busy machine may add an
+ * election's blank entry): the policy compacted every log, triggerSnapshot took what was
+ * committed and kept 10 entries before it, n4 was caught up by that snapshot in several chunks
+ * and holds only the entries after it, and the restarted node replayed the log after it.
+ */
+function checkSnapshots(output: string): void {
+  const numbers = (pattern: RegExp) => {
+    const match = pattern.exec(output);
+    assert.ok(match, `no line matching ${pattern} in:\n${output}`);
+    return match.slice(1).map(Number);
+  };
+  const [commit = 0] = numbers(/^leader n[123] committed 300 keys, up to index (\d+)$/m);
+  assert.ok(commit >= 302, `300 writes, a membership entry and a blank one: ${commit}`);
+  for (const id of ["n1", "n2", "n3"]) {
+    const [policy = 0, first = 0, last] = numbers(
+      new RegExp(`^${id}: snapshot at (\\d+), log from (\\d+) to (\\d+)$`, "m"),
+    );
+    assert.ok(policy >= 100 && policy <= commit, `${id}: a policy snapshot, at ${policy}`);
+    assert.equal(first, Math.max(1, policy - 10 + 1), `${id}: 10 trailing entries kept`);
+    assert.equal(last, commit);
+    assert.deepEqual(
+      numbers(
+        new RegExp(
+          `^${id}: triggerSnapshot\\(\\) took (\\d+); snapshot at (\\d+), log from (\\d+) to (\\d+)$`,
+          "m",
+        ),
+      ),
+      [commit, commit, commit - 9, commit],
+    );
+  }
+  const [installed, bytes = 0, chunks = 0] = numbers(
+    /^n4 restored the snapshot at (\d+): (\d+) bytes in (\d+) chunks$/m,
+  );
+  assert.equal(installed, commit);
+  // 4 KiB chunks, and the opening empty one.
+  assert.ok(chunks >= Math.ceil(bytes / 4096) + 1, `${bytes} bytes in ${chunks} chunks`);
+  const [snapshot, from = 0, to = 0] = numbers(/^n4: snapshot at (\d+), log from (\d+) to (\d+)$/m);
+  assert.deepEqual([snapshot, from], [commit, commit + 1]);
+  assert.ok(to >= commit + 4, `the membership change and a write follow: ${to}`);
+  const [restored, replayed] = numbers(/^n[123] restarted: restored (\d+), replayed to (\d+),/m);
+  assert.deepEqual([restored, replayed], [commit, to]);
+}
+
+/** Which chapter shows which example, what a run must print, and what else must hold of it. */
+const chapters: {
+  chapter: string;
+  example: string;
+  expect: RegExp[];
+  check?: (output: string) => void;
+}[] = [
   {
     chapter: "01-getting-started.md",
     example: "getting-started.ts",
@@ -139,6 +188,24 @@ const chapters: { chapter: string; example: string; expect: RegExp[] }[] = [
     ],
   },
   {
+    chapter: "07-snapshots.md",
+    example: "snapshots.ts",
+    expect: [
+      /^leader n[123] committed 300 keys, up to index \d+$/,
+      /^n1: snapshot at \d+, log from \d+ to \d+$/,
+      /^n2: snapshot at \d+, log from \d+ to \d+$/,
+      /^n3: snapshot at \d+, log from \d+ to \d+$/,
+      /^n1: triggerSnapshot\(\) took \d+; snapshot at \d+, log from \d+ to \d+$/,
+      /^n2: triggerSnapshot\(\) took \d+; snapshot at \d+, log from \d+ to \d+$/,
+      /^n3: triggerSnapshot\(\) took \d+; snapshot at \d+, log from \d+ to \d+$/,
+      /^n4 restored the snapshot at \d+: \d+ bytes in \d+ chunks$/,
+      /^n4: snapshot at \d+, log from \d+ to \d+$/,
+      /^n4 holds 301 keys, the leader's state: true$/,
+      /^n[123] restarted: restored \d+, replayed to \d+, the leader's state: true$/,
+    ],
+    check: checkSnapshots,
+  },
+  {
     chapter: "08-pure-core.md",
     example: "minimal-driver.ts",
     expect: [
@@ -162,7 +229,7 @@ const chapters: { chapter: string; example: string; expect: RegExp[] }[] = [
 ];
 
 describe("the guide's examples", () => {
-  for (const { chapter, example, expect } of chapters) {
+  for (const { chapter, example, expect, check } of chapters) {
     it(`${chapter} shows ${example} verbatim`, () => {
       const text = readFileSync(`${guide}${chapter}`, "utf8");
       const code = readFileSync(`${examples}${example}`, "utf8");
@@ -173,10 +240,29 @@ describe("the guide's examples", () => {
     });
     if (expect.length > 0) {
       it(`${example} runs and prints what the chapter says`, async () => {
-        assertLines(await runExample(example), expect);
+        const output = await runExample(example);
+        assertLines(output, expect);
+        check?.(output);
       });
     }
   }
+
+  it("an excerpt of an example (<!-- excerpt: file.ts -->) is in that example, unchanged", () => {
+    let excerpts = 0;
+    for (const page of readdirSync(guide).filter((f) => f.endsWith(".md"))) {
+      const text = readFileSync(`${guide}${page}`, "utf8");
+      for (const [, file, code] of text.matchAll(
+        /<!-- excerpt: ([\w.-]+) -->\n```ts\n([\s\S]*?)```/g,
+      )) {
+        excerpts++;
+        assert.ok(
+          readFileSync(`${examples}${file}`, "utf8").includes(code as string),
+          `${page}: the excerpt of ${file} differs from docs/guide/examples/${file}`,
+        );
+      }
+    }
+    assert.ok(excerpts > 0, "no excerpt found: chapter 2 shows the snapshot methods of chapter 7");
+  });
 
   it("every example belongs to a chapter", () => {
     const shown = new Set(chapters.map((c) => c.example));
