@@ -89,11 +89,12 @@ export function mutate(
 }
 
 /**
- * JSON texts of values no schema here accepts for a number, a string or a boolean field,
- * written as raw JSON (some are not representable as JS values: NaN, 1e309). `-0` is absent: it
- * is the number 0, a valid index.
+ * JSON texts of extreme or mistyped values, written as raw JSON (some are not representable as JS
+ * values: NaN, 1e309). Almost none is valid for any field; `-0` is the number 0, a valid index,
+ * which is what the fuzzers' oracle (decoding before sending) is for. The first ten are numbers.
  */
 export const EXTREME_JSON: readonly string[] = [
+  "-0",
   "-1",
   "-9007199254740991",
   "NaN",
