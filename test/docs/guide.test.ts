@@ -21,12 +21,20 @@ function runExample(file: string, timeoutMs = 60_000): Promise<string> {
   return runScript(`${examples}${file}`, timeoutMs);
 }
 
-/** Runs the script at `path` from the repository's root; resolves with what it printed. */
-function runScript(path: string, timeoutMs = 60_000): Promise<string> {
+/**
+ * Runs the script at `path` (with `scriptArgs`) from the repository's root; resolves with what
+ * it printed.
+ */
+function runScript(
+  path: string,
+  timeoutMs = 60_000,
+  scriptArgs: readonly string[] = [],
+): Promise<string> {
   const file = path.slice(path.lastIndexOf("/") + 1);
   const { command, args } = scriptCommand(path);
   // Deno looks for deno.json from the script's folder up: one outside the checkout must name it.
   if (runtime === "deno") args.splice(args.length - 1, 0, "--config", `${root}deno.json`);
+  args.push(...scriptArgs);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -311,6 +319,40 @@ describe("the guide's examples", () => {
       }
     }
     assert.deepEqual(broken, []);
+  });
+
+  it("chapter 10's benchmark command runs and prints the table the chapter shows", async () => {
+    const text = readFileSync(`${guide}10-benchmarks.md`, "utf8");
+    const line = /<!-- bench-command -->\n```sh\n(.*)\n```/.exec(text)?.[1];
+    assert.ok(line, "10-benchmarks.md: no sh block after <!-- bench-command -->");
+    const [npx, tsx, script, ...args] = line.split(" ");
+    assert.deepEqual([npx, tsx, script], ["npx", "tsx", "bench/core.ts"]);
+    // The chapter's command on this runtime, writing its JSON aside rather than into bench/.
+    const dir = mkdtempSync(join(tmpdir(), "keel-bench-"));
+    try {
+      const out = join(dir, "core.json");
+      const at = args.indexOf("--out");
+      assert.ok(at >= 0, "the command names its --out");
+      args[at + 1] = out;
+      const output = await runScript(`${root}bench/core.ts`, 60_000, args);
+      assertLines(output, [
+        new RegExp(`^core bench on ${runtime} `),
+        /^batch {2}entries\/s {2}proposals\/s {2}steps\/entry {2}msgs\/entry$/,
+        // One entry per proposal: about 11 steps and 4 messages per entry, as the chapter says.
+        /^ +1 +[\d,]+ +[\d,]+ +1[01]\.\d{3} +(3\.9|4\.0)\d\d$/,
+        /^ +256 +[\d,]+ +[\d,]+ +0\.04\d +0\.01\d$/,
+      ]);
+      const report = JSON.parse(readFileSync(out, "utf8")) as {
+        results: { batchSize: number; entries: number }[];
+      };
+      assert.deepEqual(
+        report.results.map((r) => r.batchSize),
+        [1, 256],
+      );
+      assert.ok(report.results.every((r) => r.entries > 0));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the minimal driver of chapter 8 is under 150 lines", () => {
