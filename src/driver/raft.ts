@@ -339,6 +339,11 @@ export class Raft implements RpcHandler {
   /** Resolves when the node stops: with null after `shutdown`, with the error after a failure. */
   readonly closed: Promise<Error | null>;
 
+  /**
+   * Creates a node on its stores, state machine and network; nothing runs until `start()`.
+   * Throws a RangeError for an invalid setting in `options.config`, and a TypeError for a
+   * `snapshotStore` with a state machine that lacks `snapshot` or `restore`.
+   */
   constructor(options: RaftOptions) {
     this.id = options.id;
     const {
@@ -402,7 +407,12 @@ export class Raft implements RpcHandler {
     });
   }
 
-  /** Loads the persisted state (a new store starts uninitialized) and starts the timers. */
+  /**
+   * Loads the persisted state (a new store starts uninitialized) and starts the timers: the
+   * latest snapshot is restored into the state machine when `lastApplied()` is below it, and
+   * the log after it is replayed. Rejects when called twice, when a store or the state
+   * machine's `restore` fails, or when the log and the snapshot store do not fit together.
+   */
   async start(): Promise<void> {
     if (this.#started) throw new Error("start() was already called");
     this.#started = true;
@@ -429,7 +439,8 @@ export class Raft implements RpcHandler {
 
   /**
    * Forms a new cluster of `members` (node id → address). Calling it on every founding member
-   * with the same members is safe; on a node that already has a log or a term it rejects.
+   * with the same members is safe; on a node that already has a log or a term it rejects (an
+   * Error naming the reason). Rejects before `start()`, and with ShutdownError or FatalError.
    */
   initialize(members: Readonly<Record<NodeId, string>>): Promise<void> {
     const membership: Membership = {
@@ -478,7 +489,9 @@ export class Raft implements RpcHandler {
    * ReadIndex (thesis §6.4): resolves once this node has confirmed with a quorum that it is
    * still the leader and has applied everything committed when the read arrived, so a read of
    * the local state machine that follows is linearizable. Concurrent reads share one round.
-   * With `leaseReads`, a leader whose lease holds skips the round.
+   * With `leaseReads`, a leader whose lease holds skips the round. Rejects with NotLeaderError
+   * on a follower or a leader that lost its term, TimeoutError when no quorum confirmed within
+   * `timeoutMs` (default config.readTimeoutMs), ShutdownError or FatalError.
    */
   ensureLinearizable(options: { timeoutMs?: number } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -825,7 +838,11 @@ export class Raft implements RpcHandler {
     await this.#quiet();
   }
 
-  /** RPC entry point for transports: steps an incoming request and resolves with the answer. */
+  /**
+   * RPC entry point for transports: steps an incoming request and resolves with the answer (see
+   * RpcHandler). Rejects before `start()`, after the node stopped (ShutdownError, FatalError),
+   * and for a message addressed to another node.
+   */
   handle(message: RequestMessage): Promise<ResponseMessage | null> {
     return new Promise((resolve, reject) => {
       if (!this.#checkRunning(reject)) return;
