@@ -15,8 +15,11 @@ export interface ReplicationMetrics {
  * (compare with `===`). Wait on it with `raft.metrics.waitFor` rather than polling.
  */
 export interface RaftMetrics {
+  /** This node's id. */
   readonly id: NodeId;
+  /** What this node is doing now: `leader`, `follower`, `learner`, or electing (see Role). */
   readonly role: Role;
+  /** The current term (§5.1). */
   readonly term: number;
   /** The leader this node knows of in its term, null while there is none (an election). */
   readonly leaderId: NodeId | null;
@@ -28,6 +31,7 @@ export interface RaftMetrics {
   readonly lastApplied: number;
   /** The latest snapshot's last included entry ((0, 0) without one). */
   readonly snapshotIndex: number;
+  /** The term of that entry. */
   readonly snapshotTerm: number;
   /** The first entry the LogStore holds (snapshotIndex + 1 or lower: trailing entries). */
   readonly firstLogIndex: number;
