@@ -187,6 +187,7 @@ function errorCode(body: string): string {
 function failureReason(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   if (error.name === "TimeoutError" || error.name === "AbortError") return "timeout";
-  const cause = error.cause as { code?: unknown } | undefined;
-  return typeof cause?.code === "string" ? cause.code : error.message;
+  // Node's fetch puts the socket's code on the cause, Bun's on the error itself.
+  const code = (error as { code?: unknown }).code ?? (error.cause as { code?: unknown })?.code;
+  return typeof code === "string" ? code : error.message.slice(0, 60);
 }

@@ -11,12 +11,24 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { scriptCommand } from "../helpers/runtime.ts";
+import type { RuntimeName } from "../helpers/runtime.ts";
 import { freePort } from "../kv/cluster.ts";
 import { type LinkMode, LinkProxy } from "./proxy.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const main = join(root, "examples", "kv", "main.ts");
+
+/** The command that runs the example service on `runtime` (the harness itself runs on Node). */
+function nodeCommand(runtime: RuntimeName): { command: string; args: string[] } {
+  switch (runtime) {
+    case "node":
+      return { command: process.execPath, args: ["--import", import.meta.resolve("tsx"), main] };
+    case "bun":
+      return { command: join(root, "node_modules", ".bin", "bun"), args: [main] };
+    case "deno":
+      return { command: join(root, "node_modules", ".bin", "deno"), args: ["run", "-A", main] };
+  }
+}
 
 export interface Status {
   readonly id: string;
@@ -58,6 +70,8 @@ export class ChaosCluster {
     readonly secret: string,
     /** More command-line flags for every node (e.g. its snapshot policy). */
     readonly flags: readonly string[],
+    /** The runtime the nodes run on. */
+    readonly runtime: RuntimeName,
   ) {
     this.nodes = nodes;
   }
@@ -68,6 +82,7 @@ export class ChaosCluster {
     ids: readonly string[],
     secret: string,
     flags: readonly string[] = [],
+    runtime: RuntimeName = "node",
   ): Promise<ChaosCluster> {
     const nodes: ChaosNode[] = [];
     for (const id of ids) {
@@ -83,7 +98,7 @@ export class ChaosCluster {
         crashes: [],
       });
     }
-    const cluster = new ChaosCluster(nodes, dir, secret, flags);
+    const cluster = new ChaosCluster(nodes, dir, secret, flags, runtime);
     for (const from of nodes) {
       for (const to of nodes) {
         if (from === to) continue;
@@ -110,7 +125,7 @@ export class ChaosCluster {
   /** Starts `node` from its data directory (forming the cluster if that is empty). */
   start(node: ChaosNode): void {
     if (node.child !== null) throw new Error(`${node.id} is already running`);
-    const { command, args } = scriptCommand(main);
+    const { command, args } = nodeCommand(this.runtime);
     const cluster = this.nodes.map((n) => `${n.id}=${n.url}`).join(",");
     const routes = this.nodes
       .filter((n) => n !== node)
@@ -120,7 +135,7 @@ export class ChaosCluster {
     cli.push("--cluster", cluster, "--secret", this.secret, "--peer-route", routes, ...this.flags);
     const child = spawn(command, [...args, ...cli], {
       cwd: root,
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
       stdio: ["ignore", "ignore", "pipe"],
     });
     node.child = child;

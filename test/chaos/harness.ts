@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import type { RuntimeName } from "../helpers/runtime.ts";
 import { Random } from "../sim/random.ts";
 import { checkLinearizable, formatOperation, type Verdict } from "./checker.ts";
 import { Clients } from "./clients.ts";
@@ -21,6 +22,8 @@ import { type LeaderChange, LeaderObserver } from "./observer.ts";
 
 export interface ChaosOptions {
   readonly seed: number;
+  /** The runtime the nodes run on (default node; the harness itself runs on Node). */
+  readonly runtime?: RuntimeName;
   /** How long the nemesis injects faults (it always completes one round of every kind). */
   readonly durationMs: number;
   readonly clients?: number;
@@ -44,6 +47,7 @@ export interface ChaosOptions {
 
 export interface ChaosReport {
   readonly seed: number;
+  readonly runtime: RuntimeName;
   /** Wall-clock length of the run, faults to verdict. */
   readonly elapsedMs: number;
   /** Operations by kind, then by outcome. */
@@ -88,12 +92,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? (() => {});
   const rng = new Random(options.seed);
   const dir = await mkdtemp(join(tmpdir(), "keel-chaos-"));
-  const cluster = await ChaosCluster.create(dir, IDS, SECRET, [
-    "--snapshot-threshold",
-    String(options.snapshotThreshold ?? 300),
-    "--snapshot-trailing-entries",
-    String(options.snapshotTrailingEntries ?? 10),
-  ]);
+  const cluster = await ChaosCluster.create(
+    dir,
+    IDS,
+    SECRET,
+    [
+      "--snapshot-threshold",
+      String(options.snapshotThreshold ?? 300),
+      "--snapshot-trailing-entries",
+      String(options.snapshotTrailingEntries ?? 10),
+    ],
+    options.runtime ?? "node",
+  );
   // No node outlives the harness, however it ends.
   const killAll = () => cluster.killAllNow();
   process.once("exit", killAll);
@@ -161,6 +171,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const crashes = cluster.nodes.flatMap((n) => n.crashes.map((c) => `${n.id} ${c}`));
     const report: ChaosReport = {
       seed: options.seed,
+      runtime: options.runtime ?? "node",
       elapsedMs: performance.now() - started,
       operations: countOperations(history),
       unknownReasons: countUnknown(history),
@@ -326,7 +337,7 @@ export function formatReport(r: ChaosReport): string {
     0,
   );
   lines.push(
-    `chaos run, seed ${r.seed}: ${(r.elapsedMs / 1000).toFixed(0)} s, ${total} operations`,
+    `chaos run, seed ${r.seed}, nodes on ${r.runtime}: ${(r.elapsedMs / 1000).toFixed(0)} s, ${total} operations`,
   );
   lines.push("operations      ok    fail  unknown");
   for (const [kind, o] of Object.entries(r.operations)) {
