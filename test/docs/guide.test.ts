@@ -355,6 +355,17 @@ describe("the guide's examples", () => {
     }
   });
 
+  it("chapter 10's figures against etcd are bench/README.md's latest", () => {
+    const chapter = readFileSync(`${guide}10-benchmarks.md`, "utf8");
+    const bench = readFileSync(`${root}bench/README.md`, "utf8");
+    const table = /^\| conn \|.*\n(?:\|.*\n)+/m.exec(chapter)?.[0];
+    assert.ok(table, "10-benchmarks.md: no table of figures (| conn | ...)");
+    assert.ok(
+      bench.includes(table),
+      "chapter 10's table of figures differs from bench/README.md's: copy the latest run's",
+    );
+  });
+
   it("the minimal driver of chapter 8 is under 150 lines", () => {
     const lines = readFileSync(`${examples}minimal-driver.ts`, "utf8").trimEnd().split("\n");
     assert.ok(lines.length < 150, `${lines.length} lines`);
