@@ -190,7 +190,10 @@ async function main(): Promise<void> {
   const core = parts.includes("core") ? await readJson<CoreReport>("core") : null;
   const inproc = parts.includes("inproc") ? await readJson<InprocReport>("inproc") : null;
   const cluster = parts.includes("cluster") ? await readJson<ClusterReport>("cluster") : null;
-  const list = goals(core, inproc, cluster);
+  // Smoke runs are too short to judge a goal by: they only show that every part works.
+  const list = goals(core, inproc, cluster).map((g) =>
+    mode === "smoke" ? { ...g, met: null } : g,
+  );
   console.log(`Summary (${mode}, ${((performance.now() - started) / 1000).toFixed(0)} s in all):`);
   printTable(
     ["goal", "measured", "met"],
