@@ -7,6 +7,7 @@ import { INSTALL_SNAPSHOT_PATH } from "../../src/http/snapshot-codec.ts";
 import { WireError } from "../../src/http/wire-error.ts";
 import { FetchNetwork, type FetchNetworkOptions } from "../../src/net/fetch.ts";
 import type { RequestMessage, SnapshotChunkResponse } from "../../src/net/network.ts";
+import { type PeerFetch, peerFetches } from "../helpers/peer-fetch.ts";
 import { loadAdapter, runtime } from "../helpers/runtime.ts";
 import {
   appendEntries,
@@ -46,7 +47,8 @@ function bytesAt(offset: number, length: number): Uint8Array {
   return data;
 }
 
-describe(`FetchNetwork.sendSnapshotChunk on ${runtime}`, () => {
+/** The suite, on the global fetch or another (see test/helpers/peer-fetch.ts). */
+function snapshotChunkSuite(transport: PeerFetch): void {
   let serve: Awaited<ReturnType<typeof loadAdapter>>["serve"];
   const servers: Server[] = [];
   const networks: FetchNetwork[] = [];
@@ -73,7 +75,7 @@ describe(`FetchNetwork.sendSnapshotChunk on ${runtime}`, () => {
   }
 
   function network(options: FetchNetworkOptions = {}): FetchNetwork {
-    const net = new FetchNetwork({ secret: SECRET, ...options });
+    const net = new FetchNetwork({ secret: SECRET, fetch: transport.fetch, ...options });
     networks.push(net);
     return net;
   }
@@ -285,4 +287,9 @@ describe(`FetchNetwork.sendSnapshotChunk on ${runtime}`, () => {
     );
     hold.resolve();
   });
-});
+}
+
+for (const transport of await peerFetches()) {
+  describe(`FetchNetwork.sendSnapshotChunk on ${runtime}${transport.label}`, () =>
+    snapshotChunkSuite(transport));
+}

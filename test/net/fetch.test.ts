@@ -7,6 +7,7 @@ import { raftRoutes } from "../../src/http/routes.ts";
 import { WireError } from "../../src/http/wire-error.ts";
 import { FetchNetwork, type TransportLogger } from "../../src/net/fetch.ts";
 import type { RequestMessage, ResponseMessage } from "../../src/net/network.ts";
+import { type PeerFetch, peerFetches } from "../helpers/peer-fetch.ts";
 import { loadAdapter, runtime } from "../helpers/runtime.ts";
 import { answerTo, appendEntries, jsonRequests, RecordingHandler } from "../http/helpers.ts";
 
@@ -51,7 +52,8 @@ function commands(message: RequestMessage): number[] {
   return (message as AppendEntriesRequest).entries.map((e) => e.index);
 }
 
-describe(`FetchNetwork on ${runtime}`, () => {
+/** The suite, on the global fetch or another (see test/helpers/peer-fetch.ts). */
+function fetchNetworkSuite(transport: PeerFetch): void {
   let serve: Awaited<ReturnType<typeof loadAdapter>>["serve"];
   const servers: Server[] = [];
   const networks: FetchNetwork[] = [];
@@ -67,7 +69,7 @@ describe(`FetchNetwork on ${runtime}`, () => {
   }
 
   function network(options: ConstructorParameters<typeof FetchNetwork>[0] = {}): FetchNetwork {
-    const net = new FetchNetwork({ secret: SECRET, ...options });
+    const net = new FetchNetwork({ secret: SECRET, fetch: transport.fetch, ...options });
     networks.push(net);
     return net;
   }
@@ -133,7 +135,12 @@ describe(`FetchNetwork on ${runtime}`, () => {
       const heartbeat = jsonRequests("n2")[0] as RequestMessage;
       // Wrong secret: 401.
       const error = await rejection(
-        new FetchNetwork({ secret: "nope" }).send("n2", address, heartbeat, 2000),
+        new FetchNetwork({ secret: "nope", fetch: transport.fetch }).send(
+          "n2",
+          address,
+          heartbeat,
+          2000,
+        ),
       );
       assert.equal(error.kind, "status");
       assert.equal((error as { status?: number }).status, 401);
@@ -413,4 +420,8 @@ describe(`FetchNetwork on ${runtime}`, () => {
       assert.equal(handler.calls.length, before + 5);
     });
   });
-});
+}
+
+for (const transport of await peerFetches()) {
+  describe(`FetchNetwork on ${runtime}${transport.label}`, () => fetchNetworkSuite(transport));
+}
