@@ -25,7 +25,7 @@ import { parseArgs } from "node:util";
 import type { NodeId } from "../../src/core/types.ts";
 import type { Logger } from "../../src/driver/logger.ts";
 import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
-import { FetchNetwork } from "../../src/net/fetch.ts";
+import { type FetchFunction, FetchNetwork } from "../../src/net/fetch.ts";
 import { kvApp, RAFT_PATH } from "./api.ts";
 import { type PeerRoutes, parsePeerRoutes, RoutedNetwork } from "./routed-network.ts";
 import { loadAdapter, runtime } from "./runtime.ts";
@@ -81,8 +81,9 @@ const { serve, openSqliteLogStore } = await loadAdapter();
 await mkdir(options.data, { recursive: true });
 const store = await openSqliteLogStore(join(options.data, "raft.db"), { synchronous: "full" });
 const machine = new KvStateMachine();
+const peerFetch = await loadPeerFetch();
 const network = new RoutedNetwork(
-  new FetchNetwork({ secret: options.secret, logger }),
+  new FetchNetwork({ secret: options.secret, logger, fetch: peerFetch?.fetch }),
   options.peerRoutes,
 );
 const raft = new Raft({
@@ -131,6 +132,7 @@ function stop(): Promise<void> {
     try {
       await raft.shutdown();
       network.close();
+      peerFetch?.close();
       await server.close();
       await store.close();
     } catch (error) {
@@ -141,6 +143,22 @@ function stop(): Promise<void> {
     process.exit(0);
   })();
   return stopping;
+}
+
+/**
+ * On Node, peers are reached through adapters/node.ts's node:http fetch: undici's global fetch
+ * costs more CPU per write (bench/README.md). `KEEL_PEER_FETCH=global` keeps the global fetch
+ * (bench/transport.ts's A/B). Bun and Deno use their own fetch.
+ */
+async function loadPeerFetch(): Promise<{ fetch: FetchFunction; close(): void } | null> {
+  if (runtime !== "node" || process.env.KEEL_PEER_FETCH === "global") return null;
+  // Computed, like loadAdapter's, so no other runtime loads the Node adapter.
+  const specifier = `../../adapters/${runtime}.ts`;
+  const { createNodeFetch } = (await import(specifier)) as {
+    createNodeFetch(): FetchFunction & { close(): void };
+  };
+  const fetch = createNodeFetch();
+  return { fetch, close: () => fetch.close() };
 }
 
 function parseOptions(args: string[]): Options {
