@@ -33,9 +33,9 @@
  */
 import type { AppendEntriesRequest, Entry, Message } from "../core/types.ts";
 import type { RequestMessage, ResponseMessage, SnapshotMessage } from "../net/network.ts";
+import { checkFrameVersion, encodeId, getSafeU64, readIds, setU64, writeIds } from "./frame.ts";
 import {
   type JsonRequestType,
-  MAX_ID_BYTES,
   parseMembership,
   parseRequest,
   parseResponse,
@@ -53,9 +53,6 @@ const KIND_MEMBERSHIP = 2;
 const FIXED_HEADER_BYTES = 38;
 /** index + term + kind + length. */
 const ENTRY_HEADER_BYTES = 21;
-const TWO_32 = 4294967296;
-/** Highest high word of a u64 that stays within 2^53 - 1. */
-const MAX_HIGH_WORD = 0x1fffff;
 
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -112,13 +109,7 @@ export function encodeAppendEntries(message: AppendEntriesRequest): Uint8Array<A
   setU64(view, 17, message.prevLogTerm, "prevLogTerm");
   setU64(view, 25, message.leaderCommit, "leaderCommit");
   view.setUint32(33, entries.length);
-  let at = 37;
-  view.setUint8(at++, from.length);
-  frame.set(from, at);
-  at += from.length;
-  view.setUint8(at++, to.length);
-  frame.set(to, at);
-  at += to.length;
+  let at = writeIds(frame, view, 37, from, to);
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i] as Entry;
     setU64(view, at, entry.index, "index");
@@ -156,32 +147,22 @@ export function encodeAppendEntries(message: AppendEntriesRequest): Uint8Array<A
 export function decodeAppendEntries(frame: Uint8Array): AppendEntriesRequest {
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const end = frame.length;
-  if (end < 1) throw new WireError("empty body: expected an AppendEntries frame");
-  const version = view.getUint8(0);
-  if (version !== APPEND_ENTRIES_FRAME_VERSION) {
-    throw new WireError(`unknown frame version 0x${version.toString(16).padStart(2, "0")}`);
-  }
+  checkFrameVersion(view, APPEND_ENTRIES_FRAME_VERSION, "an AppendEntries frame");
   if (end < FIXED_HEADER_BYTES) {
     throw new WireError(`truncated header: ${end} of ${FIXED_HEADER_BYTES}+ bytes`);
   }
-  const term = getU64(view, 1);
+  const term = getSafeU64(view, 1);
   if (term < 0) throw tooLarge("term");
-  const prevLogIndex = getU64(view, 9);
+  const prevLogIndex = getSafeU64(view, 9);
   if (prevLogIndex < 0) throw tooLarge("prevLogIndex");
-  const prevLogTerm = getU64(view, 17);
+  const prevLogTerm = getSafeU64(view, 17);
   if (prevLogTerm < 0) throw tooLarge("prevLogTerm");
-  const leaderCommit = getU64(view, 25);
+  const leaderCommit = getSafeU64(view, 25);
   if (leaderCommit < 0) throw tooLarge("leaderCommit");
   const count = view.getUint32(33);
-  let at = 37;
-  const fromLength = view.getUint8(at++);
-  if (at + fromLength + 1 > end) throw new WireError("truncated header: from overruns the body");
-  const from = decodeId(frame.subarray(at, at + fromLength), "from");
-  at += fromLength;
-  const toLength = view.getUint8(at++);
-  if (at + toLength > end) throw new WireError("truncated header: to overruns the body");
-  const to = decodeId(frame.subarray(at, at + toLength), "to");
-  at += toLength;
+  const ids = readIds(frame, view, 37, end);
+  const { from, to } = ids;
+  let at = ids.at;
   // Check the count against the body before allocating anything for it.
   if (count > (end - at) / ENTRY_HEADER_BYTES) {
     throw new WireError(`count ${count} overruns the body (${end - at} bytes of entries)`);
@@ -189,9 +170,9 @@ export function decodeAppendEntries(frame: Uint8Array): AppendEntriesRequest {
   const entries: Entry[] = new Array(count);
   for (let i = 0; i < count; i++) {
     if (at + ENTRY_HEADER_BYTES > end) throw new WireError(`entries.${i}: truncated entry`);
-    const index = getU64(view, at);
+    const index = getSafeU64(view, at);
     if (index < 0) throw tooLarge(`entries.${i}.index`);
-    const entryTerm = getU64(view, at + 8);
+    const entryTerm = getSafeU64(view, at + 8);
     if (entryTerm < 0) throw tooLarge(`entries.${i}.term`);
     const kind = view.getUint8(at + 16);
     const length = view.getUint32(at + 17);
@@ -244,41 +225,8 @@ function membership(payload: Uint8Array, i: number) {
   }
 }
 
-function setU64(view: DataView, at: number, value: number, field: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new WireError(`${field}: ${value} is not an integer in [0, 2^53 - 1]`);
-  }
-  const high = Math.floor(value / TWO_32);
-  view.setUint32(at, high);
-  view.setUint32(at + 4, value - high * TWO_32);
-}
-
-/** The u64 at `at`, or -1 if it is above 2^53 - 1. */
-function getU64(view: DataView, at: number): number {
-  const high = view.getUint32(at);
-  if (high > MAX_HIGH_WORD) return -1;
-  return high * TWO_32 + view.getUint32(at + 4);
-}
-
 function tooLarge(field: string): WireError {
   return new WireError(`${field}: above 2^53 - 1`);
-}
-
-function encodeId(id: string, field: string): Uint8Array {
-  const bytes = encoder.encode(id);
-  if (bytes.length === 0 || bytes.length > MAX_ID_BYTES) {
-    throw new WireError(`${field}: id must be 1..${MAX_ID_BYTES} UTF-8 bytes`);
-  }
-  return bytes;
-}
-
-function decodeId(bytes: Uint8Array, field: string): string {
-  if (bytes.length === 0) throw new WireError(`${field}: empty id`);
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new WireError(`${field}: invalid UTF-8`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

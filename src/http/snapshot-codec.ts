@@ -25,6 +25,7 @@
  */
 import type { Membership } from "../core/types.ts";
 import type { SnapshotChunk, SnapshotChunkResponse } from "../net/network.ts";
+import { checkFrameVersion, encodeId, getU64, readIds, setU64, writeIds } from "./frame.ts";
 import { MAX_ID_BYTES, parseSnapshotChunkResponse, validateSnapshotChunk } from "./schemas.ts";
 import { WireError } from "./wire-error.ts";
 
@@ -44,7 +45,6 @@ export const MAX_SNAPSHOT_HEADER_BYTES: number =
   FIXED_HEADER_BYTES + 2 * (1 + MAX_ID_BYTES) + MAX_SNAPSHOT_MEMBERSHIP_BYTES;
 
 const FLAG_DONE = 1;
-const TWO_32 = 4294967296;
 
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -72,14 +72,7 @@ export function encodeSnapshotChunk(chunk: SnapshotChunk): Uint8Array<ArrayBuffe
   setU64(view, 25, chunk.offset, "offset");
   view.setUint8(33, chunk.done ? FLAG_DONE : 0);
   view.setUint32(34, membership.length);
-  let at = FIXED_HEADER_BYTES;
-  view.setUint8(at++, from.length);
-  frame.set(from, at);
-  at += from.length;
-  view.setUint8(at++, to.length);
-  frame.set(to, at);
-  at += to.length;
-  frame.set(membership, at);
+  frame.set(membership, writeIds(frame, view, FIXED_HEADER_BYTES, from, to));
   frame.set(data, headerBytes);
   return frame;
 }
@@ -94,11 +87,7 @@ export function encodeSnapshotChunk(chunk: SnapshotChunk): Uint8Array<ArrayBuffe
 export function decodeSnapshotChunk(frame: Uint8Array): SnapshotChunk {
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const end = frame.length;
-  if (end < 1) throw new WireError("empty body: expected a snapshot chunk frame");
-  const version = view.getUint8(0);
-  if (version !== SNAPSHOT_CHUNK_FRAME_VERSION) {
-    throw new WireError(`unknown frame version 0x${version.toString(16).padStart(2, "0")}`);
-  }
+  checkFrameVersion(view, SNAPSHOT_CHUNK_FRAME_VERSION, "a snapshot chunk frame");
   if (end < FIXED_HEADER_BYTES + 1) {
     throw new WireError(`truncated header: ${end} of ${FIXED_HEADER_BYTES + 1}+ bytes`);
   }
@@ -112,15 +101,9 @@ export function decodeSnapshotChunk(frame: Uint8Array): SnapshotChunk {
       `membership length ${membershipLength} is over ${MAX_SNAPSHOT_MEMBERSHIP_BYTES} bytes`,
     );
   }
-  let at = FIXED_HEADER_BYTES;
-  const fromLength = view.getUint8(at++);
-  if (at + fromLength + 1 > end) throw new WireError("truncated header: from overruns the body");
-  const from = decodeId(frame.subarray(at, at + fromLength), "from");
-  at += fromLength;
-  const toLength = view.getUint8(at++);
-  if (at + toLength > end) throw new WireError("truncated header: to overruns the body");
-  const to = decodeId(frame.subarray(at, at + toLength), "to");
-  at += toLength;
+  const ids = readIds(frame, view, FIXED_HEADER_BYTES, end);
+  const { from, to } = ids;
+  let at = ids.at;
   if (membershipLength > end - at) {
     throw new WireError(
       `membership length ${membershipLength} overruns the body (${end - at} bytes left)`,
@@ -187,36 +170,5 @@ function parseJson(bytes: Uint8Array): unknown {
     return JSON.parse(text);
   } catch {
     throw new WireError("malformed JSON");
-  }
-}
-
-function setU64(view: DataView, at: number, value: number, field: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new WireError(`${field}: ${value} is not an integer in [0, 2^53 - 1]`);
-  }
-  const high = Math.floor(value / TWO_32);
-  view.setUint32(at, high);
-  view.setUint32(at + 4, value - high * TWO_32);
-}
-
-/** The u64 at `at` (above 2^53 - 1 it is not exact, and the schema refuses it). */
-function getU64(view: DataView, at: number): number {
-  return view.getUint32(at) * TWO_32 + view.getUint32(at + 4);
-}
-
-function encodeId(id: string, field: string): Uint8Array {
-  const bytes = encoder.encode(id);
-  if (bytes.length === 0 || bytes.length > MAX_ID_BYTES) {
-    throw new WireError(`${field}: id must be 1..${MAX_ID_BYTES} UTF-8 bytes`);
-  }
-  return bytes;
-}
-
-function decodeId(bytes: Uint8Array, field: string): string {
-  if (bytes.length === 0) throw new WireError(`${field}: empty id`);
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new WireError(`${field}: invalid UTF-8`);
   }
 }
