@@ -79,7 +79,7 @@ export interface NodeFetchOptions {
   readonly idleTimeoutMs?: number;
 }
 
-/** A `fetch` for {@link FetchNetwork}'s `fetch` option, with its own connection pool. */
+/** A `fetch` for `FetchNetwork`'s `fetch` option, with its own connection pool. */
 export interface NodeFetch extends FetchFunction {
   /** Closes the pool's connections (requests in flight fail). */
   close(): void;
