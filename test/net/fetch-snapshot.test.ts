@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Hono } from "hono";
-import type { Server } from "../../adapters/server.ts";
-import { raftRoutes } from "../../src/http/routes.ts";
 import { INSTALL_SNAPSHOT_PATH } from "../../src/http/snapshot-codec.ts";
 import { WireError } from "../../src/http/wire-error.ts";
-import { FetchNetwork, type FetchNetworkOptions } from "../../src/net/fetch.ts";
 import type { RequestMessage, SnapshotChunkResponse } from "../../src/net/network.ts";
 import { type PeerFetch, peerFetches } from "../helpers/peer-fetch.ts";
-import { loadAdapter, runtime } from "../helpers/runtime.ts";
+import { runtime } from "../helpers/runtime.ts";
 import {
   appendEntries,
   chunkAnswerTo,
@@ -16,29 +13,7 @@ import {
   RecordingHandler,
   snapshotChunk,
 } from "../http/helpers.ts";
-
-const SECRET = "s3cret";
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<{ kind?: string; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { kind?: string; message: string };
-  }
-  throw new Error("expected a rejection");
-}
-
-function macrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
+import { deferred, fetchSuite, macrotask, rejection } from "./helpers.ts";
 
 /** `length` bytes that differ from one offset to the next, so a misplaced byte shows. */
 function bytesAt(offset: number, length: number): Uint8Array {
@@ -49,18 +24,7 @@ function bytesAt(offset: number, length: number): Uint8Array {
 
 /** The suite, on the global fetch or another (see test/helpers/peer-fetch.ts). */
 function snapshotChunkSuite(transport: PeerFetch): void {
-  let serve: Awaited<ReturnType<typeof loadAdapter>>["serve"];
-  const servers: Server[] = [];
-  const networks: FetchNetwork[] = [];
-  const releases: (() => void)[] = [];
-
-  async function peer(handler: RecordingHandler): Promise<string> {
-    const app = new Hono();
-    app.route("/raft", raftRoutes(handler, { secret: SECRET }));
-    const server = await serve(app, { hostname: "127.0.0.1", port: 0 });
-    servers.push(server);
-    return `http://127.0.0.1:${server.port}/raft`;
-  }
+  const { serve, peer, network, releases } = fetchSuite(transport);
 
   /** A server answering chunks with `answer`'s result, for answers raftRoutes would not give. */
   async function fake(answer: (c: { json: (v: unknown) => Response }) => Response) {
@@ -69,26 +33,8 @@ function snapshotChunkSuite(transport: PeerFetch): void {
       await c.req.arrayBuffer();
       return answer(c as unknown as { json: (v: unknown) => Response });
     });
-    const server = await serve(app, { hostname: "127.0.0.1", port: 0 });
-    servers.push(server);
-    return `http://127.0.0.1:${server.port}/bad`;
+    return `${await serve(app)}/bad`;
   }
-
-  function network(options: FetchNetworkOptions = {}): FetchNetwork {
-    const net = new FetchNetwork({ secret: SECRET, fetch: transport.fetch, ...options });
-    networks.push(net);
-    return net;
-  }
-
-  before(async () => {
-    ({ serve } = await loadAdapter());
-  });
-
-  after(async () => {
-    for (const release of releases) release();
-    for (const net of networks) net.close();
-    for (const server of servers) await server.close();
-  });
 
   it("streams a snapshot chunk by chunk: every byte arrives in place, answers validated", async () => {
     const handler = new RecordingHandler("n2");

@@ -1,17 +1,14 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Hono } from "hono";
-import type { Server } from "../../adapters/server.ts";
 import type { AppendEntriesRequest } from "../../src/core/types.ts";
-import { raftRoutes } from "../../src/http/routes.ts";
 import { WireError } from "../../src/http/wire-error.ts";
 import { FetchNetwork, type TransportLogger } from "../../src/net/fetch.ts";
 import type { RequestMessage, ResponseMessage } from "../../src/net/network.ts";
 import { type PeerFetch, peerFetches } from "../helpers/peer-fetch.ts";
-import { loadAdapter, runtime } from "../helpers/runtime.ts";
+import { runtime } from "../helpers/runtime.ts";
 import { answerTo, appendEntries, jsonRequests, RecordingHandler } from "../http/helpers.ts";
-
-const SECRET = "s3cret";
+import { deferred, fetchSuite, macrotask, rejection } from "./helpers.ts";
 
 interface LogLine {
   readonly level: string;
@@ -26,63 +23,13 @@ class RecordingLogger implements TransportLogger {
   }
 }
 
-/** A promise and the function that resolves it. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<{ kind?: string; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { kind?: string; message: string };
-  }
-  throw new Error("expected a rejection");
-}
-
-function macrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
 function commands(message: RequestMessage): number[] {
   return (message as AppendEntriesRequest).entries.map((e) => e.index);
 }
 
 /** The suite, on the global fetch or another (see test/helpers/peer-fetch.ts). */
 function fetchNetworkSuite(transport: PeerFetch): void {
-  let serve: Awaited<ReturnType<typeof loadAdapter>>["serve"];
-  const servers: Server[] = [];
-  const networks: FetchNetwork[] = [];
-  const releases: (() => void)[] = [];
-
-  /** Serves `handler` behind raftRoutes (with the secret); returns its address. */
-  async function peer(handler: RecordingHandler, secret: string | undefined = SECRET) {
-    const app = new Hono();
-    app.route("/raft", raftRoutes(handler, { secret }));
-    const server = await serve(app, { port: 0 });
-    servers.push(server);
-    return `http://127.0.0.1:${server.port}/raft`;
-  }
-
-  function network(options: ConstructorParameters<typeof FetchNetwork>[0] = {}): FetchNetwork {
-    const net = new FetchNetwork({ secret: SECRET, fetch: transport.fetch, ...options });
-    networks.push(net);
-    return net;
-  }
-
-  before(async () => {
-    ({ serve } = await loadAdapter());
-  });
-
-  after(async () => {
-    for (const release of releases) release();
-    for (const net of networks) net.close();
-    for (const server of servers) await server.close();
-  });
+  const { serve, peer, network, closedAddress, releases } = fetchSuite(transport);
 
   it("round-trips every message type", async () => {
     const handler = new RecordingHandler("n2");
@@ -165,9 +112,7 @@ function fetchNetworkSuite(transport: PeerFetch): void {
       app.post("/bad/append-entries", (c) =>
         c.json({ ...answerTo(appendEntries("n2", 1, 1)), from: "n9" }),
       );
-      const server = await serve(app, { port: 0 });
-      servers.push(server);
-      const address = `http://127.0.0.1:${server.port}/bad`;
+      const address = `${await serve(app)}/bad`;
       const [heartbeat, vote, , timeoutNow] = jsonRequests("n2") as RequestMessage[];
       const cases: [RequestMessage, RegExp][] = [
         [heartbeat as RequestMessage, /heartbeatResponse\.term: expected a non-negative integer/],
@@ -348,9 +293,7 @@ function fetchNetworkSuite(transport: PeerFetch): void {
 
   describe("backoff", () => {
     it("an unreachable peer fails fast after the first failure and is logged once", async () => {
-      const closed = await serve(new Hono(), { port: 0 });
-      const address = `http://127.0.0.1:${closed.port}/raft`;
-      await closed.close();
+      const address = await closedAddress();
       const logger = new RecordingLogger();
       const net = network({ logger, backoffInitialMs: 60_000, backoffMaxMs: 60_000 });
       const heartbeat = jsonRequests("n2")[0] as RequestMessage;
