@@ -1,12 +1,19 @@
 /** Shared pieces of the HTTP tests: a recording RPC handler, messages, and posting to a route. */
+import { Hono } from "hono";
+import type { Server } from "../../adapters/server.ts";
 import type { AppendEntriesRequest, Entry, Membership } from "../../src/core/types.ts";
-import type { RaftRpcHandler } from "../../src/http/routes.ts";
+import { Raft } from "../../src/driver/raft.ts";
+import { type RaftRoutesOptions, type RaftRpcHandler, raftRoutes } from "../../src/http/routes.ts";
+import { MemoryNetwork } from "../../src/net/memory.ts";
 import type {
   RequestMessage,
   ResponseMessage,
   SnapshotChunk,
   SnapshotChunkResponse,
 } from "../../src/net/network.ts";
+import { MemoryLogStore } from "../../src/storage/memory.ts";
+import { RecordingStateMachine, testConfig } from "../driver/harness.ts";
+import { loadAdapter } from "../helpers/runtime.ts";
 
 const encoder = new TextEncoder();
 
@@ -210,4 +217,41 @@ export async function post(
 export function errorOf(answer: Answer): string {
   const error = (answer.body as { error?: unknown } | null)?.error;
   return typeof error === "string" ? error : `(no error message: ${JSON.stringify(answer.body)})`;
+}
+
+/** The cluster secret of the /secure mount of {@link serveMounts}. */
+export const SECRET = "correct horse battery staple";
+
+/** A Raft node n2 on a memory network, not started. */
+function idleRaft(): Raft {
+  return new Raft({
+    id: "n2",
+    config: testConfig,
+    logStore: new MemoryLogStore(),
+    stateMachine: new RecordingStateMachine(),
+    network: new MemoryNetwork().endpoint("n2"),
+  });
+}
+
+/**
+ * Serves raftRoutes on 127.0.0.1 at five mounts: /open (`handler`), /small (`handler` with
+ * `small`), /secure (`handler` with SECRET), /unstarted (a Raft node never started) and /stopped
+ * (one started, then shut down). Returns the server and its origin.
+ */
+export async function serveMounts(
+  handler: RaftRpcHandler,
+  small: RaftRoutesOptions,
+): Promise<{ server: Server; base: string }> {
+  const { serve } = await loadAdapter();
+  const stopped = idleRaft();
+  await stopped.start();
+  await stopped.shutdown();
+  const app = new Hono();
+  app.route("/open", raftRoutes(handler));
+  app.route("/small", raftRoutes(handler, small));
+  app.route("/secure", raftRoutes(handler, { secret: SECRET }));
+  app.route("/unstarted", raftRoutes(idleRaft()));
+  app.route("/stopped", raftRoutes(stopped));
+  const server = await serve(app, { hostname: "127.0.0.1", port: 0 });
+  return { server, base: `http://127.0.0.1:${server.port}` };
 }

@@ -18,12 +18,13 @@ import {
   errorOf,
   post,
   RecordingHandler,
+  SECRET,
+  serveMounts,
   snapshotChunk,
   threeNodes,
 } from "./helpers.ts";
 
 const OCTET = "application/octet-stream";
-const SECRET = "correct horse battery staple";
 const encoder = new TextEncoder();
 
 /** Offsets in a frame from "n1" to "n2": header fields, ids, then the membership. */
@@ -224,33 +225,9 @@ describe(`POST ${INSTALL_SNAPSHOT_PATH} on ${runtime}`, () => {
   const handler = new RecordingHandler("n2");
   let server: Server;
   let base: string;
-  const unstarted = new Raft({
-    id: "n2",
-    config: testConfig,
-    logStore: new MemoryLogStore(),
-    stateMachine: new RecordingStateMachine(),
-    network: new MemoryNetwork().endpoint("n2"),
-  });
-  const stopped = new Raft({
-    id: "n2",
-    config: testConfig,
-    logStore: new MemoryLogStore(),
-    stateMachine: new RecordingStateMachine(),
-    network: new MemoryNetwork().endpoint("n2"),
-  });
 
   before(async () => {
-    const { serve } = await loadAdapter();
-    await stopped.start();
-    await stopped.shutdown();
-    const app = new Hono();
-    app.route("/open", raftRoutes(handler));
-    app.route("/small", raftRoutes(handler, { maxSnapshotChunkBytes: 1000 }));
-    app.route("/secure", raftRoutes(handler, { secret: SECRET }));
-    app.route("/unstarted", raftRoutes(unstarted));
-    app.route("/stopped", raftRoutes(stopped));
-    server = await serve(app, { hostname: "127.0.0.1", port: 0 });
-    base = `http://127.0.0.1:${server.port}`;
+    ({ server, base } = await serveMounts(handler, { maxSnapshotChunkBytes: 1000 }));
   });
 
   after(async () => {
