@@ -10,10 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { NodeId } from "../../src/core/types.ts";
-import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
+import type { Raft, RaftOptionsConfig } from "../../src/driver/raft.ts";
 import { MemoryNetwork } from "../../src/net/memory.ts";
 import type { SqliteLogStore } from "../../src/storage/sqlite.ts";
-import { loadAdapter, runtime } from "../helpers/runtime.ts";
+import { runtime } from "../helpers/runtime.ts";
+import { startSqliteRaft } from "../helpers/sqlite-raft.ts";
 import { bytes, RecordingStateMachine, testConfig, waitMs } from "./harness.ts";
 
 const ids: readonly NodeId[] = ["n1", "n2", "n3"];
@@ -24,7 +25,6 @@ const config: RaftOptionsConfig = {
   maxWindowEntries: 10,
   snapshotChunkBytes: 100,
 };
-const { openSqliteLogStore } = await loadAdapter();
 
 interface FileNode {
   readonly raft: Raft;
@@ -46,17 +46,13 @@ describe(`Raft snapshots on SQLite files, on ${runtime}`, () => {
   const node = (id: NodeId) => nodes.get(id) as FileNode;
 
   async function start(id: NodeId): Promise<FileNode> {
-    const store = await openSqliteLogStore(join(dir, `${id}.db`), { synchronous: "full" });
     const machine = new RecordingStateMachine();
-    const raft = new Raft({
+    const { raft, store } = await startSqliteRaft(join(dir, `${id}.db`), {
       id,
       config,
-      logStore: store,
-      snapshotStore: store.snapshots,
       stateMachine: machine,
       network: network.endpoint(id),
     });
-    await raft.start();
     network.register(`mem://${id}`, raft);
     const started = { raft, store, machine };
     nodes.set(id, started);

@@ -16,7 +16,7 @@ import type { Server } from "../../adapters/server.ts";
 import type { Entry, NodeId } from "../../src/core/types.ts";
 import { NotLeaderError } from "../../src/driver/errors.ts";
 import type { RaftMetrics } from "../../src/driver/metrics.ts";
-import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
+import type { Raft, RaftOptionsConfig } from "../../src/driver/raft.ts";
 import type { ApplyResponse, StateMachine } from "../../src/driver/state-machine.ts";
 import { raftRoutes } from "../../src/http/routes.ts";
 import { INSTALL_SNAPSHOT_PATH } from "../../src/http/snapshot-codec.ts";
@@ -25,6 +25,7 @@ import type { SnapshotMeta } from "../../src/storage/snapshot-store.ts";
 import type { SqliteLogStore } from "../../src/storage/sqlite.ts";
 import { bytes, text } from "../driver/harness.ts";
 import { loadAdapter, runtime } from "../helpers/runtime.ts";
+import { startSqliteRaft } from "../helpers/sqlite-raft.ts";
 
 const SECRET = "e2e snapshot secret";
 const WAIT_MS = 20_000;
@@ -106,7 +107,7 @@ interface SqliteNode {
   readonly chunks: { offset: number; bytes: number }[];
 }
 
-const { serve, openSqliteLogStore } = await loadAdapter();
+const { serve } = await loadAdapter();
 
 describe(`a node added after compaction catches up by a snapshot over HTTP on ${runtime}`, () => {
   let dir = "";
@@ -114,18 +115,14 @@ describe(`a node added after compaction catches up by a snapshot over HTTP on ${
   const acknowledged: string[] = [];
 
   async function startNode(id: NodeId, port = 0): Promise<SqliteNode> {
-    const store = await openSqliteLogStore(join(dir, `${id}.db`), { synchronous: "full" });
     const machine = new ListMachine();
     const network = new FetchNetwork({ secret: SECRET, backoffMaxMs: 500 });
-    const raft = new Raft({
+    const { raft, store } = await startSqliteRaft(join(dir, `${id}.db`), {
       id,
       config,
-      logStore: store,
-      snapshotStore: store.snapshots,
       stateMachine: machine,
       network,
     });
-    await raft.start();
     const chunks: { offset: number; bytes: number }[] = [];
     const app = new Hono();
     // Records what arrives on the wire, ahead of the routes (which validate and answer).

@@ -11,10 +11,11 @@ import { join } from "node:path";
 import type { Server } from "../../adapters/server.ts";
 import { kvApp, RAFT_PATH } from "../../examples/kv/api.ts";
 import { KvStateMachine } from "../../examples/kv/state-machine.ts";
-import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
+import type { Raft, RaftOptionsConfig } from "../../src/driver/raft.ts";
 import { FetchNetwork } from "../../src/net/fetch.ts";
 import type { SqliteLogStore } from "../../src/storage/sqlite.ts";
 import { loadAdapter } from "../helpers/runtime.ts";
+import { startSqliteRaft } from "../helpers/sqlite-raft.ts";
 import { freePort } from "../kv/cluster.ts";
 import { send } from "./inputs.ts";
 
@@ -64,7 +65,7 @@ export class FuzzCluster {
   ) {}
 
   static async start(): Promise<FuzzCluster> {
-    const { serve, openSqliteLogStore } = await loadAdapter();
+    const { serve } = await loadAdapter();
     const dir = await mkdtemp(join(tmpdir(), "keel-fuzz-"));
     const ids = ["n1", "n2", "n3"];
     const ports = await Promise.all(ids.map(() => freePort()));
@@ -73,18 +74,14 @@ export class FuzzCluster {
     );
     const nodes: FuzzNode[] = [];
     for (const [i, id] of ids.entries()) {
-      const store = await openSqliteLogStore(join(dir, `${id}.db`), { synchronous: "full" });
       const machine = new KvStateMachine();
       const network = new FetchNetwork({ secret: SECRET, backoffMaxMs: 500 });
-      const raft = new Raft({
+      const { raft, store } = await startSqliteRaft(join(dir, `${id}.db`), {
         id,
         config,
-        logStore: store,
-        snapshotStore: store.snapshots,
         stateMachine: machine,
         network,
       });
-      await raft.start();
       const server = await serve(kvApp(raft, machine, { secret: SECRET }), {
         hostname: "127.0.0.1",
         port: ports[i],
