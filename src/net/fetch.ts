@@ -330,34 +330,16 @@ export class FetchNetwork implements Network {
     if (remainingMs <= 0) {
       throw new TransportError("timeout", `${message.type} to ${peer.id}: timed out while queued`);
     }
-    const probe = this.#admit(peer);
-    if (probe === null) throw await this.#failFast(peer);
-    let body: Uint8Array<ArrayBuffer> | string;
-    try {
-      body = message.type === "appendEntries" ? encodeAppendEntries(message) : encodeJson(message);
-    } catch (error) {
-      if (probe) peer.probing = false;
-      throw error;
-    }
     const contentType =
       message.type === "appendEntries" ? "application/octet-stream" : "application/json";
-    try {
-      const response = await this.#post(
-        peer,
-        message.type,
-        rpcPath(message),
-        body,
-        contentType,
-        remainingMs,
-        (answer) => this.#answer(peer, message, answer),
-      );
-      this.#succeeded(peer, probe);
-      return response;
-    } catch (error) {
-      if (error instanceof TransportError && error.kind === "closed") throw error;
-      this.#failed(peer, probe, error);
-      throw error;
-    }
+    return this.#gated(
+      peer,
+      () => (message.type === "appendEntries" ? encodeAppendEntries(message) : encodeJson(message)),
+      (body) =>
+        this.#post(peer, message.type, rpcPath(message), body, contentType, remainingMs, (answer) =>
+          this.#answer(peer, message, answer),
+        ),
+    );
   }
 
   /** One snapshot chunk, through the peer's backoff gate like any request (never queued). */
@@ -366,25 +348,43 @@ export class FetchNetwork implements Network {
     chunk: SnapshotChunk,
     timeoutMs: number,
   ): Promise<SnapshotChunkResponse> {
+    return this.#gated(
+      peer,
+      () => encodeSnapshotChunk(chunk),
+      (body) =>
+        this.#post(
+          peer,
+          `snapshot chunk at ${chunk.offset}`,
+          INSTALL_SNAPSHOT_PATH,
+          body,
+          "application/octet-stream",
+          timeoutMs,
+          (answer) => this.#chunkAnswer(peer, chunk, answer),
+        ),
+    );
+  }
+
+  /**
+   * One request through the peer's backoff gate: fails fast while the peer is backing off, then
+   * encodes the body (a message that cannot be encoded is the caller's fault, not the peer's:
+   * it counts neither way) and posts it, recording the outcome for the backoff.
+   */
+  async #gated<T>(
+    peer: Peer,
+    encode: () => Uint8Array<ArrayBuffer> | string,
+    post: (body: Uint8Array<ArrayBuffer> | string) => Promise<T>,
+  ): Promise<T> {
     const probe = this.#admit(peer);
     if (probe === null) throw await this.#failFast(peer);
-    let body: Uint8Array<ArrayBuffer>;
+    let body: Uint8Array<ArrayBuffer> | string;
     try {
-      body = encodeSnapshotChunk(chunk);
+      body = encode();
     } catch (error) {
       if (probe) peer.probing = false;
       throw error;
     }
     try {
-      const response = await this.#post(
-        peer,
-        `snapshot chunk at ${chunk.offset}`,
-        INSTALL_SNAPSHOT_PATH,
-        body,
-        "application/octet-stream",
-        timeoutMs,
-        (answer) => this.#chunkAnswer(peer, chunk, answer),
-      );
+      const response = await post(body);
       this.#succeeded(peer, probe);
       return response;
     } catch (error) {
