@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { RuntimeName } from "../helpers/runtime.ts";
-import { freePort } from "../kv/cluster.ts";
+import { fetchStatus, freePort, type Status } from "../kv/cluster.ts";
 import { type LinkMode, LinkProxy } from "./proxy.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -30,16 +30,8 @@ function nodeCommand(runtime: RuntimeName): { command: string; args: string[] } 
   }
 }
 
-export interface Status {
-  readonly id: string;
-  readonly role: string;
-  readonly term: number;
-  readonly leader: string | null;
-  readonly commitIndex: number;
-  readonly lastApplied: number;
-  readonly lastLogIndex: number;
-  readonly membership: { readonly voters: string[]; readonly learners: string[] };
-}
+/** A node's answer to GET /status: the example service's, as test/kv reads it. */
+export type { Status };
 
 export interface ChaosNode {
   readonly id: string;
@@ -191,18 +183,7 @@ export class ChaosCluster {
   /** `node`'s /status, or null while it does not answer within `timeoutMs`. */
   async status(node: ChaosNode, timeoutMs = 1000): Promise<Status | null> {
     if (node.child === null || node.paused) return null;
-    try {
-      const response = await fetch(`${node.url}/status`, {
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      if (response.status !== 200) {
-        await response.body?.cancel();
-        return null;
-      }
-      return (await response.json()) as Status;
-    } catch {
-      return null;
-    }
+    return fetchStatus(node.url, timeoutMs);
   }
 
   /** Kills every process (continuing paused ones first does not matter to SIGKILL). */

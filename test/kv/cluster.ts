@@ -56,6 +56,20 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The /status of the node at `url`, or null if it does not answer 200 within `timeoutMs`. */
+export async function fetchStatus(url: string, timeoutMs: number): Promise<Status | null> {
+  try {
+    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      return null;
+    }
+    return (await response.json()) as Status;
+  } catch {
+    return null;
+  }
+}
+
 export class KvCluster {
   readonly nodes: KvNode[];
   readonly cluster: string;
@@ -150,17 +164,8 @@ export class KvCluster {
   }
 
   /** `node`'s /status, or null while it does not answer. */
-  async status(node: KvNode): Promise<Status | null> {
-    try {
-      const response = await fetch(`${node.url}/status`, { signal: AbortSignal.timeout(2000) });
-      if (response.status !== 200) {
-        await response.body?.cancel();
-        return null;
-      }
-      return (await response.json()) as Status;
-    } catch {
-      return null;
-    }
+  status(node: KvNode): Promise<Status | null> {
+    return fetchStatus(node.url, 2000);
   }
 
   /** Polls `probe` until it returns a value other than undefined; fails after WAIT_MS. */
