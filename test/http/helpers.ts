@@ -213,6 +213,27 @@ export async function post(
   return { status: response.status, body: parsed };
 }
 
+/**
+ * A streamed body (no Content-Length) of `chunkBytes`-byte chunks filled with `fill`, that goes on
+ * until `capBytes` have been pulled: a server must stop reading it, not buffer it all. `sent()`
+ * tells how many bytes were pulled.
+ */
+export function endlessBody(
+  chunkBytes: number,
+  fill: number,
+  capBytes: number,
+): { stream: ReadableStream<Uint8Array>; sent: () => number } {
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      sent += chunkBytes;
+      if (sent > capBytes) controller.close();
+      else controller.enqueue(new Uint8Array(chunkBytes).fill(fill));
+    },
+  });
+  return { stream, sent: () => sent };
+}
+
 /** The JSON error message of an answer. */
 export function errorOf(answer: Answer): string {
   const error = (answer.body as { error?: unknown } | null)?.error;

@@ -22,6 +22,7 @@ import {
   answerTo,
   appendEntries,
   type Body,
+  endlessBody,
   errorOf,
   jsonRequests,
   post,
@@ -284,18 +285,10 @@ describe(`raftRoutes on ${runtime}`, () => {
     });
 
     it("a streamed body (no Content-Length) is cut off past maxBodyBytes: 413", async () => {
-      let sent = 0;
-      const stream = new ReadableStream<Uint8Array>({
-        pull(controller) {
-          // Never-ending: the server must stop reading, not buffer it all.
-          sent += 512;
-          if (sent > 64 * 1024 * 1024) controller.close();
-          else controller.enqueue(new Uint8Array(512).fill(0xa1));
-        },
-      });
+      const { stream, sent } = endlessBody(512, 0xa1, 64 * 1024 * 1024);
       const answer = await post(`${base}/small${RPC_PATHS.appendEntries}`, stream, OCTET);
       assert.equal(answer.status, 413);
-      assert.ok(sent < 64 * 1024 * 1024, "the server stopped reading early");
+      assert.ok(sent() < 64 * 1024 * 1024, "the server stopped reading early");
       assert.equal(handler.calls.length, 0);
     });
 
