@@ -13,7 +13,7 @@ import {
   RecordingHandler,
   snapshotChunk,
 } from "../http/helpers.ts";
-import { deferred, fetchSuite, macrotask, rejection } from "./helpers.ts";
+import { fetchSuite, macrotask, rejection } from "./helpers.ts";
 
 /** `length` bytes that differ from one offset to the next, so a misplaced byte shows. */
 function bytesAt(offset: number, length: number): Uint8Array {
@@ -24,7 +24,7 @@ function bytesAt(offset: number, length: number): Uint8Array {
 
 /** The suite, on the global fetch or another (see test/helpers/peer-fetch.ts). */
 function snapshotChunkSuite(transport: PeerFetch): void {
-  const { serve, peer, network, releases } = fetchSuite(transport);
+  const { serve, peer, network, held } = fetchSuite(transport);
 
   /** A server answering chunks with `answer`'s result, for answers raftRoutes would not give. */
   async function fake(answer: (c: { json: (v: unknown) => Response }) => Response) {
@@ -67,9 +67,8 @@ function snapshotChunkSuite(transport: PeerFetch): void {
 
   it("chunks neither wait behind AppendEntries nor hold up heartbeats, and are never merged", async () => {
     const handler = new RecordingHandler("n2");
-    const holdAppend = deferred();
-    const holdChunk = deferred();
-    releases.push(holdAppend.resolve, holdChunk.resolve);
+    const holdAppend = held();
+    const holdChunk = held();
     handler.gate = (request) =>
       request.type === "appendEntries" ? holdAppend.promise : Promise.resolve();
     handler.chunkGate = (chunk) => (chunk.offset === 0 ? holdChunk.promise : Promise.resolve());
@@ -116,8 +115,7 @@ function snapshotChunkSuite(transport: PeerFetch): void {
 
   it("a chunk with no answer within its timeout rejects with kind timeout", async () => {
     const handler = new RecordingHandler("n2");
-    const hold = deferred();
-    releases.push(hold.resolve);
+    const hold = held();
     handler.chunkGate = () => hold.promise;
     const address = await peer(handler);
     const error = await rejection(
@@ -218,8 +216,7 @@ function snapshotChunkSuite(transport: PeerFetch): void {
     );
     // The caller's bug is not the peer's failure: the next chunk goes through.
     assert.equal((await net.sendSnapshotChunk("n2", address, chunk, 1000)).offset, 10);
-    const hold = deferred();
-    releases.push(hold.resolve);
+    const hold = held();
     handler.chunkGate = () => hold.promise;
     const inFlight = rejection(
       net.sendSnapshotChunk("n2", address, { ...chunk, offset: 10 }, 5000),

@@ -8,7 +8,7 @@ import type { RequestMessage, ResponseMessage } from "../../src/net/network.ts";
 import { type PeerFetch, peerFetches } from "../helpers/peer-fetch.ts";
 import { runtime } from "../helpers/runtime.ts";
 import { answerTo, appendEntries, jsonRequests, RecordingHandler } from "../http/helpers.ts";
-import { deferred, fetchSuite, macrotask, rejection } from "./helpers.ts";
+import { fetchSuite, macrotask, rejection } from "./helpers.ts";
 
 interface LogLine {
   readonly level: string;
@@ -29,7 +29,7 @@ function commands(message: RequestMessage): number[] {
 
 /** The suite, on the global fetch or another (see test/helpers/peer-fetch.ts). */
 function fetchNetworkSuite(transport: PeerFetch): void {
-  const { serve, peer, network, closedAddress, releases } = fetchSuite(transport);
+  const { serve, peer, network, closedAddress, held } = fetchSuite(transport);
 
   it("round-trips every message type", async () => {
     const handler = new RecordingHandler("n2");
@@ -130,8 +130,7 @@ function fetchNetworkSuite(transport: PeerFetch): void {
 
     it("a timeout rejects, for a request in flight and for one still queued", async () => {
       const handler = new RecordingHandler("n2");
-      const hold = deferred();
-      releases.push(hold.resolve);
+      const hold = held();
       handler.gate = () => hold.promise;
       const address = await peer(handler);
       const net = network();
@@ -175,8 +174,7 @@ function fetchNetworkSuite(transport: PeerFetch): void {
 
     it("close() rejects requests in flight and queued", async () => {
       const handler = new RecordingHandler("n2");
-      const hold = deferred();
-      releases.push(hold.resolve);
+      const hold = held();
       handler.gate = () => hold.promise;
       const address = await peer(handler);
       const logger = new RecordingLogger();
@@ -196,8 +194,7 @@ function fetchNetworkSuite(transport: PeerFetch): void {
   describe("per-peer order of AppendEntries", () => {
     it("one in flight; the queued ones that continue each other are merged, in order", async () => {
       const handler = new RecordingHandler("n2");
-      const hold = deferred();
-      releases.push(hold.resolve);
+      const hold = held();
       handler.gate = (request) =>
         request.type === "appendEntries" && commands(request)[0] === 1
           ? hold.promise
@@ -233,12 +230,11 @@ function fetchNetworkSuite(transport: PeerFetch): void {
 
     it("AppendEntries that do not continue each other are sent one by one, in order", async () => {
       const handler = new RecordingHandler("n2");
-      const hold = deferred();
-      releases.push(hold.resolve);
-      let held = false;
+      const hold = held();
+      let holding = false;
       handler.gate = () => {
-        if (held) return Promise.resolve();
-        held = true;
+        if (holding) return Promise.resolve();
+        holding = true;
         return hold.promise;
       };
       const address = await peer(handler);

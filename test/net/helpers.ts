@@ -45,8 +45,8 @@ export interface FetchSuite {
   network(options?: FetchNetworkOptions): FetchNetwork;
   /** An address where nothing listens: a server's, once closed. */
   closedAddress(): Promise<string>;
-  /** Run when the suite ends, before anything closes: to release requests tests held. */
-  readonly releases: (() => void)[];
+  /** A {@link deferred} for a test to hold requests with; resolved when the suite ends at last. */
+  held(): { promise: Promise<void>; resolve: () => void };
 }
 
 /**
@@ -92,6 +92,10 @@ export function fetchSuite(transport: PeerFetch): FetchSuite {
       await closed.close();
       return `http://127.0.0.1:${closed.port}/raft`;
     },
-    releases,
+    held() {
+      const hold = deferred();
+      releases.push(hold.resolve);
+      return hold;
+    },
   };
 }
