@@ -346,17 +346,7 @@ export class Raft implements RpcHandler {
    */
   constructor(options: RaftOptions) {
     this.id = options.id;
-    const {
-      maxPendingWrites,
-      rpcTimeoutMs,
-      readTimeoutMs,
-      leaseReads,
-      leaseClockDrift,
-      adminTimeoutMs,
-      snapshotChunkBytes,
-      snapshotInstallTimeoutMs,
-      ...given
-    } = options.config ?? {};
+    const { driver, core: given } = splitConfig(options.config ?? {});
     this.#snapshots = options.snapshotStore ?? null;
     const machine = options.stateMachine;
     if (this.#snapshots && !(machine.snapshot && machine.restore)) {
@@ -364,20 +354,7 @@ export class Raft implements RpcHandler {
     }
     // Without a snapshot store the log is never compacted.
     const core = this.#snapshots ? given : { ...given, snapshotThreshold: 0 };
-    this.#config = {
-      ...resolveConfig(core),
-      ...defaultDriverConfig,
-      ...definedOnly({
-        maxPendingWrites,
-        rpcTimeoutMs,
-        readTimeoutMs,
-        leaseReads,
-        leaseClockDrift,
-        adminTimeoutMs,
-        snapshotChunkBytes,
-        snapshotInstallTimeoutMs,
-      }),
-    };
+    this.#config = { ...resolveConfig(core), ...defaultDriverConfig, ...driver };
     const chunkBytes = this.#config.snapshotChunkBytes;
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0) {
       throw new RangeError("config.snapshotChunkBytes must be a positive integer");
@@ -1790,10 +1767,18 @@ function remaining(deadline: number): number {
   return Math.max(0, deadline - performance.now());
 }
 
-function definedOnly<T extends object>(values: T): Partial<T> {
-  return Object.fromEntries(
-    Object.entries(values).filter(([, v]) => v !== undefined),
-  ) as Partial<T>;
+/** Separates the driver's settings (the keys of defaultDriverConfig, when defined) from the core's. */
+function splitConfig(config: RaftOptionsConfig): {
+  driver: Partial<DriverConfig>;
+  core: Partial<RaftConfig>;
+} {
+  const driver: Record<string, unknown> = {};
+  const core: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (!(key in defaultDriverConfig)) core[key] = value;
+    else if (value !== undefined) driver[key] = value;
+  }
+  return { driver: driver as Partial<DriverConfig>, core: core as Partial<RaftConfig> };
 }
 
 function asError(error: unknown): Error {
