@@ -40,7 +40,7 @@ import {
 } from "../../src/driver/errors.ts";
 import type { Raft } from "../../src/driver/raft.ts";
 import { ApplyFailure } from "../../src/driver/state-machine.ts";
-import { adminRoutes } from "../../src/http/admin.ts";
+import { adminRoutes, nodeStatus } from "../../src/http/admin.ts";
 import { BodyTooLargeError, readBody } from "../../src/http/body.ts";
 import { raftRoutes } from "../../src/http/routes.ts";
 import { dashboardRoutes } from "./dashboard.ts";
@@ -98,23 +98,8 @@ export function kvApp(raft: Raft, machine: KvStateMachine, options: KvApiOptions
   app.route(RAFT_PATH, raftRoutes(raft, { secret }));
 
   const status = () => {
-    const m = raft.metrics.current;
-    return {
-      id: m.id,
-      role: m.role,
-      term: m.term,
-      leader: m.leaderId,
-      commitIndex: m.commitIndex,
-      lastApplied: m.lastApplied,
-      lastLogIndex: m.lastLogIndex,
-      // The latest snapshot and the first entry still in the log (compaction, §7).
-      snapshotIndex: m.snapshotIndex,
-      snapshotTerm: m.snapshotTerm,
-      firstLogIndex: m.firstLogIndex,
-      membership: { voters: m.membership.voters, learners: m.membership.learners },
-      // On the leader: each follower's { matchIndex, lag }; empty elsewhere.
-      replication: m.replication,
-    };
+    const m = nodeStatus(raft.metrics.current);
+    return { ...m, membership: { voters: m.membership.voters, learners: m.membership.learners } };
   };
   app.get("/status", (c) => c.json(status()));
   // The dashboard: GET / (the page) and GET /cluster (every member's /status).

@@ -28,6 +28,7 @@ import { type Context, Hono } from "hono";
 import * as v from "valibot";
 import type { NodeId } from "../core/types.ts";
 import { AdminError, FatalError, NotLeaderError, ShutdownError } from "../driver/errors.ts";
+import type { RaftMetrics } from "../driver/metrics.ts";
 import type { Raft } from "../driver/raft.ts";
 import { BodyTooLargeError, readBody } from "./body.ts";
 import { authorized } from "./routes.ts";
@@ -124,20 +125,7 @@ export function adminRoutes(raft: RaftAdmin, options: AdminRoutesOptions = {}): 
     });
   }
 
-  app.get("/status", (c) => {
-    const m = raft.metrics.current;
-    return c.json({
-      id: m.id,
-      role: m.role,
-      term: m.term,
-      leader: m.leaderId,
-      commitIndex: m.commitIndex,
-      lastApplied: m.lastApplied,
-      lastLogIndex: m.lastLogIndex,
-      membership: m.membership,
-      replication: m.replication,
-    });
-  });
+  app.get("/status", (c) => c.json(nodeStatus(raft.metrics.current)));
 
   app.post("/learners", async (c) => {
     const body = parse(learnerSchema, await json(c, maxBodyBytes));
@@ -252,4 +240,26 @@ function failure(c: Context, error: unknown, fromRaft: (addr: string) => string)
     return c.json({ error: "unavailable", message: error.message }, 503);
   }
   return c.json({ error: "internal", message: "internal error" }, 500);
+}
+
+/**
+ * A node's metrics as a `/status` route answers them: role, term, leader, indexes (the
+ * snapshot's and the log's first among them, §7), membership and, on the leader, each
+ * follower's replication progress. The example service's `/status` narrows the membership.
+ */
+export function nodeStatus(m: RaftMetrics) {
+  return {
+    id: m.id,
+    role: m.role,
+    term: m.term,
+    leader: m.leaderId,
+    commitIndex: m.commitIndex,
+    lastApplied: m.lastApplied,
+    lastLogIndex: m.lastLogIndex,
+    snapshotIndex: m.snapshotIndex,
+    snapshotTerm: m.snapshotTerm,
+    firstLogIndex: m.firstLogIndex,
+    membership: m.membership,
+    replication: m.replication,
+  };
 }
