@@ -28,7 +28,7 @@ import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
 import { type FetchFunction, FetchNetwork } from "../../src/net/fetch.ts";
 import { kvApp, RAFT_PATH } from "./api.ts";
 import { type PeerRoutes, parsePeerRoutes, RoutedNetwork } from "./routed-network.ts";
-import { loadAdapter, runtime } from "./runtime.ts";
+import { exitOnFailure, loadAdapter, runtime } from "./runtime.ts";
 import { KvStateMachine } from "./state-machine.ts";
 
 const USAGE = `usage: main.ts --id ID --listen HOST:PORT --data DIR [--cluster ID=URL,...] [--secret S]
@@ -267,13 +267,5 @@ function log(message: string): void {
 }
 
 function fail(what: string, error: unknown): void {
-  process.stderr.write(`${runtime} ${id}: ${what}: ${describe(error)}\n`);
-  if (error instanceof Error && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
-  process.exit(1);
-}
-
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";
-  return `${error.message}${cause}`;
+  exitOnFailure(id, what, error);
 }

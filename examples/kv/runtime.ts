@@ -41,3 +41,17 @@ export function scriptCommand(script: string): { command: string; args: string[]
       return { command, args: ["run", "-A", script] };
   }
 }
+
+/** An error's message, with its cause's message when it has one. */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";
+  return `${error.message}${cause}`;
+}
+
+/** Ends a node process on an unrecoverable error: one line naming it, its stack, exit code 1. */
+export function exitOnFailure(node: string, what: string, error: unknown): never {
+  process.stderr.write(`${runtime} ${node}: ${what}: ${describeError(error)}\n`);
+  if (error instanceof Error && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
+  process.exit(1);
+}

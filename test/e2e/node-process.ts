@@ -37,7 +37,7 @@ import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
 import { raftRoutes } from "../../src/http/routes.ts";
 import { FetchNetwork } from "../../src/net/fetch.ts";
 import { bytes, RecordingStateMachine, text } from "../driver/harness.ts";
-import { loadAdapter, runtime } from "../helpers/runtime.ts";
+import { describeError, exitOnFailure, loadAdapter, runtime } from "../helpers/runtime.ts";
 
 /** Timings with room for three runtimes' HTTP stacks on a small, busy machine. */
 const config: RaftOptionsConfig = {
@@ -103,7 +103,7 @@ process.stdout.write(`ready ${server.port}\n`);
 
 function controlRoutes(): Hono {
   const control = new Hono();
-  control.onError((error, c) => c.json({ error: describe(error) }, 500));
+  control.onError((error, c) => c.json({ error: describeError(error) }, 500));
   if (secret !== undefined) {
     control.use("*", async (c, next) => {
       if (c.req.header("authorization") !== `Bearer ${secret}`) {
@@ -126,7 +126,7 @@ function controlRoutes(): Hono {
     try {
       await raft.initialize(members);
     } catch (error) {
-      return c.json({ error: describe(error) }, 409);
+      return c.json({ error: describeError(error) }, 409);
     }
     return c.json({ ok: true });
   });
@@ -172,9 +172,9 @@ function writeFailure(c: Context, error: unknown): Response {
     return error.leaderId === null ? c.json(body, 503) : c.json(body, 421);
   }
   if (error instanceof LeadershipLostError || raft.metrics.current.stopped) {
-    return c.json({ error: describe(error), name, leaderId }, 503);
+    return c.json({ error: describeError(error), name, leaderId }, 503);
   }
-  return c.json({ error: describe(error), name, leaderId }, 500);
+  return c.json({ error: describeError(error), name, leaderId }, 500);
 }
 
 function isMembers(value: unknown): value is Record<NodeId, string> {
@@ -203,13 +203,5 @@ function stop(): Promise<void> {
 }
 
 function fail(what: string, error: unknown): void {
-  process.stderr.write(`${runtime} ${id}: ${what}: ${describe(error)}\n`);
-  if (error instanceof Error && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
-  process.exit(1);
-}
-
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";
-  return `${error.message}${cause}`;
+  exitOnFailure(String(id), what, error);
 }

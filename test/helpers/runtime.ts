@@ -4,6 +4,8 @@
  */
 export {
   type Adapter,
+  describeError,
+  exitOnFailure,
   loadAdapter,
   type RuntimeName,
   runtime,
