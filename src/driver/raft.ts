@@ -33,6 +33,7 @@ import type {
 } from "../net/network.ts";
 import type { LogStore } from "../storage/log-store.ts";
 import type { SnapshotMeta, SnapshotStore } from "../storage/snapshot-store.ts";
+import { nextMacrotask } from "../util/macrotask.ts";
 import {
   AdminError,
   BackpressureError,
@@ -280,6 +281,7 @@ export class Raft implements RpcHandler {
   // Inputs and the batch being built.
   #queue: QueuedInput[] = [];
   #drainScheduled = false;
+  #requestsScheduled = false;
   #proposals: PendingWrite[] = [];
   #reads: PendingRead[] = [];
 
@@ -458,7 +460,7 @@ export class Raft implements RpcHandler {
       }
       this.#pendingWriteCount++;
       this.#proposals.push({ data, resolve, reject, term: 0 });
-      this.#scheduleDrain();
+      this.#scheduleRequests();
     });
   }
 
@@ -490,7 +492,7 @@ export class Raft implements RpcHandler {
       };
       if (leaseIndex === null) {
         this.#reads.push(read);
-        this.#scheduleDrain();
+        this.#scheduleRequests();
       } else {
         read.index = leaseIndex;
         this.#readsWaitingApply.push(read);
@@ -945,6 +947,24 @@ export class Raft implements RpcHandler {
     if (this.#drainScheduled || this.#stopped) return;
     this.#drainScheduled = true;
     resolved.then(this.#drainBound);
+  }
+
+  readonly #requestsBound = () => {
+    this.#requestsScheduled = false;
+    if (this.#proposals.length > 0 || this.#reads.length > 0) this.#drain();
+  };
+
+  /**
+   * Writes and reads wait for a macrotask, so that those of every request that arrived in this
+   * turn of the event loop (each HTTP request runs its own callback, and microtasks run after
+   * each) become one propose, one append and one AppendEntries per follower, not one each.
+   * Messages and timers still step on a microtask; a drain they cause takes the writes and
+   * reads gathered so far.
+   */
+  #scheduleRequests(): void {
+    if (this.#requestsScheduled || this.#stopped) return;
+    this.#requestsScheduled = true;
+    nextMacrotask(this.#requestsBound);
   }
 
   #drain(): void {

@@ -17,6 +17,7 @@
  */
 import type { ConfigEntry } from "../core/membership.ts";
 import type { Entry, HardState, Membership } from "../core/types.ts";
+import { nextMacrotask } from "../util/macrotask.ts";
 import type { LogStore, LogWrite, StoredState } from "./log-store.ts";
 import { SqliteSnapshotStore, snapshotSchema } from "./sqlite-snapshot.ts";
 import { inTransaction } from "./sqlite-transaction.ts";
@@ -26,22 +27,6 @@ interface PendingWrite {
   readonly body: () => void;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
-}
-
-/**
- * Runs `task` on a later macrotask, after I/O that is ready: a MessageChannel message (tens of
- * microseconds on Node, Bun and Deno; `setTimeout(0)` waits a millisecond or more). The channel
- * is closed once used, so it never holds the process open.
- */
-function nextMacrotask(task: () => void): void {
-  const channel = new MessageChannel();
-  // (Node's types describe the worker_threads port, without the web `onmessage`.)
-  const port = channel.port1 as unknown as { onmessage: (() => void) | null; close(): void };
-  port.onmessage = () => {
-    port.close();
-    task();
-  };
-  channel.port2.postMessage(null);
 }
 
 // ---------------------------------------------------------------------------------------------
