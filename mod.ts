@@ -54,10 +54,14 @@ export { WireError } from "./src/http/wire-error.ts";
 export type {
   FetchFunction,
   FetchNetworkOptions,
+  PendingPost,
+  PostAnswer,
+  PostFunction,
+  PostRequest,
   TransportErrorKind,
   TransportLogger,
 } from "./src/net/fetch.ts";
-export { FetchNetwork, TransportError } from "./src/net/fetch.ts";
+export { FetchNetwork, postWithFetch, TransportError } from "./src/net/fetch.ts";
 export type {
   ChunkFilter,
   CounterType,

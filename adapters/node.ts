@@ -1,11 +1,17 @@
 /**
- * Node adapter: an HTTP server from @hono/node-server, a SQLite LogStore on better-sqlite3, and a
- * `fetch` for peers on node:http (`createNodeFetch`).
+ * Node adapter: an HTTP server from @hono/node-server, a SQLite LogStore on better-sqlite3, and
+ * HTTP clients for peers on node:http: `createNodePost` (FetchNetwork's `post`, the cheapest) and
+ * `createNodeFetch` (a `fetch`).
  */
 import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve as nodeServe } from "@hono/node-server";
-import type { FetchFunction } from "../src/net/fetch.ts";
+import {
+  type FetchFunction,
+  type PostAnswer,
+  type PostFunction,
+  postWithFetch,
+} from "../src/net/fetch.ts";
 import type { SqliteDatabase, SqliteLogStoreOptions } from "../src/storage/sqlite.ts";
 import { SqliteLogStore } from "../src/storage/sqlite.ts";
 import type { FetchApp, ServeOptions, Server } from "./server.ts";
@@ -68,7 +74,7 @@ export async function openSqliteLogStore(
   return new SqliteLogStore(await openSqliteDatabase(path), options);
 }
 
-/** Options of {@link createNodeFetch}. */
+/** Options of {@link createNodeFetch} and {@link createNodePost}. */
 export interface NodeFetchOptions {
   /** Most connections open at once to one origin (host:port); more requests wait. Default 16. */
   readonly maxSockets?: number;
@@ -98,28 +104,110 @@ export interface NodeFetch extends FetchFunction {
  * blobs) go to the global fetch.
  */
 export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
-  const maxSockets = options.maxSockets ?? 16;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 4000;
-  if (!(Number.isInteger(maxSockets) && maxSockets > 0)) {
-    throw new RangeError(`createNodeFetch: maxSockets ${maxSockets} is not a positive integer`);
-  }
-  if (!(idleTimeoutMs > 0 && Number.isFinite(idleTimeoutMs))) {
-    throw new RangeError(`createNodeFetch: idleTimeoutMs ${idleTimeoutMs} is not positive`);
-  }
-  // LIFO reuses the busiest connections, so the idle ones time out and close.
-  const agent = new Agent({
-    keepAlive: true,
-    maxSockets,
-    timeout: idleTimeoutMs,
-    scheduling: "lifo",
-    noDelay: true,
-  });
+  const agent = poolAgent("createNodeFetch", options);
   const nodeFetch = (url: string, init: RequestInit = {}): Promise<Response> => {
     const body = bodyBytes(init.body);
     if (!url.startsWith("http:") || body === undefined) return fetch(url, init);
     return send(agent, url, init, body);
   };
   return Object.assign(nodeFetch, { close: () => agent.destroy() });
+}
+
+/** A {@link PostFunction} for `FetchNetwork`'s `post` option, with its own connection pool. */
+export interface NodePost extends PostFunction {
+  /** Closes the pool's connections (requests in flight fail). */
+  close(): void;
+}
+
+/**
+ * FetchNetwork's `post` on node:http with a keep-alive connection pool: what the example service
+ * uses on Node. Unlike a `fetch` it builds no web `Request`, `Headers`, `Response` or stream per
+ * request: the answer's chunks are gathered into one buffer (at most `maxBytes`; past that the
+ * connection is closed and the answer has no body), so a peer RPC costs Node less CPU than
+ * through `createNodeFetch` (bench/README.md, `rpc-cost.ts`). A failed connection or an answer
+ * cut short rejects with a TypeError whose cause is the socket's error; `cancel` destroys the
+ * request and rejects with its reason. Other URLs (https) go through the global fetch.
+ */
+export function createNodePost(options: NodeFetchOptions = {}): NodePost {
+  const agent = poolAgent("createNodePost", options);
+  const viaFetch = postWithFetch();
+  const post: PostFunction = (request) => {
+    if (!request.url.startsWith("http:")) return viaFetch(request);
+    let req: ReturnType<typeof httpRequest> | undefined;
+    let fail: (reason: unknown) => void = () => {};
+    const answer = new Promise<PostAnswer>((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        outcome();
+      };
+      fail = (reason) => settle(() => reject(reason));
+      const body =
+        typeof request.body === "string" ? Buffer.from(request.body, "utf8") : request.body;
+      req = httpRequest(request.url, {
+        method: "POST",
+        agent,
+        headers: { ...request.headers, "content-length": String(body.byteLength) },
+      });
+      req.on("error", (error) =>
+        fail(new TypeError(`request failed: ${error.message}`, { cause: error })),
+      );
+      req.once("response", (res) => {
+        const status = res.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        res.on("data", (chunk: Buffer) => {
+          bytes += chunk.byteLength;
+          if (bytes > request.maxBytes) {
+            settle(() => resolve({ status, body: null }));
+            res.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.once("end", () =>
+          settle(() => {
+            const only = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes);
+            resolve({ status, body: only });
+          }),
+        );
+        res.once("error", (error) => fail(new TypeError("terminated", { cause: error })));
+        res.once("close", () => {
+          if (!res.complete) fail(new TypeError("terminated: the connection closed mid-answer"));
+        });
+      });
+      req.end(body);
+    });
+    return {
+      answer,
+      cancel(reason) {
+        fail(reason);
+        req?.destroy();
+      },
+    };
+  };
+  return Object.assign(post, { close: () => agent.destroy() });
+}
+
+/** The keep-alive pool of {@link createNodeFetch} and {@link createNodePost}, options checked. */
+function poolAgent(name: string, options: NodeFetchOptions): Agent {
+  const maxSockets = options.maxSockets ?? 16;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 4000;
+  if (!(Number.isInteger(maxSockets) && maxSockets > 0)) {
+    throw new RangeError(`${name}: maxSockets ${maxSockets} is not a positive integer`);
+  }
+  if (!(idleTimeoutMs > 0 && Number.isFinite(idleTimeoutMs))) {
+    throw new RangeError(`${name}: idleTimeoutMs ${idleTimeoutMs} is not positive`);
+  }
+  // LIFO reuses the busiest connections, so the idle ones time out and close.
+  return new Agent({
+    keepAlive: true,
+    maxSockets,
+    timeout: idleTimeoutMs,
+    scheduling: "lifo",
+    noDelay: true,
+  });
 }
 
 function send(

@@ -1,11 +1,13 @@
 /**
- * A/B of Keel's peer transport on Node: the example service with FetchNetwork on undici's global
- * fetch (`KEEL_PEER_FETCH=global`) against adapters/node.ts's node:http fetch (the default), as two
- * 3-node clusters up together, driven like bench/cluster.ts's `keel` variant. Runs interleave:
- * at every level each cluster takes its turn, in alternating order over `--rounds` rounds, and
- * the medians per level are compared.
+ * Keel's peer transport on Node, compared: the example service with FetchNetwork on undici's
+ * global fetch (`undici`, `KEEL_PEER_FETCH=global`), on adapters/node.ts's `createNodeFetch`
+ * (`node-fetch`, `KEEL_PEER_FETCH=node`) and on its `createNodePost` (`node-post`, the default),
+ * as 3-node clusters up together, driven like bench/cluster.ts's `keel` variant. Runs
+ * interleave: at every level each cluster takes its turn, the order rotating from round to round,
+ * and the medians per level are compared with undici's.
  *
  *   npx tsx bench/transport.ts [--connections 1,16,64,256] [--seconds 5] [--warmup 1] [--rounds 2]
+ *                              [--sides undici,node-fetch,node-post]
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -16,8 +18,9 @@ import { Progress } from "./progress.ts";
 import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
 const VALUE_BYTES = 64;
-const SIDES = ["undici", "node-http"] as const;
-type Side = (typeof SIDES)[number];
+/** Each side and its KEEL_PEER_FETCH (undefined: unset, the service's default). */
+const PEER_FETCH = { undici: "global", "node-fetch": "node", "node-post": undefined } as const;
+type Side = keyof typeof PEER_FETCH;
 
 interface Row extends LoadResult {
   readonly side: Side;
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     warmup: { type: "string", default: "1" },
     rounds: { type: "string", default: "2" },
+    sides: { type: "string", default: "undici,node-fetch,node-post" },
     out: { type: "string" },
   },
 });
@@ -38,6 +42,10 @@ const levels = values.connections.split(",").map(Number);
 const seconds = Number(values.seconds);
 const warmupSeconds = Number(values.warmup);
 const rounds = Number(values.rounds);
+const SIDES = values.sides.split(",") as Side[];
+if (!SIDES.every((side) => side in PEER_FETCH) || SIDES[0] !== "undici") {
+  throw new Error(`--sides: undici first, then any of ${Object.keys(PEER_FETCH).join(", ")}`);
+}
 if (
   !levels.every((n) => Number.isSafeInteger(n) && n > 0) ||
   !(seconds > 0 && warmupSeconds > 0 && Number.isSafeInteger(rounds) && rounds > 0)
@@ -47,8 +55,9 @@ if (
 
 async function start(side: Side): Promise<RunningCluster> {
   // startKeel spawns the nodes with this process's environment.
-  if (side === "undici") process.env.KEEL_PEER_FETCH = "global";
-  else delete process.env.KEEL_PEER_FETCH;
+  const choice = PEER_FETCH[side];
+  if (choice === undefined) delete process.env.KEEL_PEER_FETCH;
+  else process.env.KEEL_PEER_FETCH = choice;
   try {
     return await startKeel(3, {});
   } finally {
@@ -120,8 +129,9 @@ try {
   }
   for (let round = 1; round <= rounds; round++) {
     for (const [i, connections] of levels.entries()) {
-      // Alternate which side goes first, so neither always runs on a warmer machine.
-      const order = (round + i) % 2 === 0 ? SIDES : [...SIDES].reverse();
+      // Rotate which side goes first, so none always runs on a warmer machine.
+      const shift = (round + i) % SIDES.length;
+      const order = [...SIDES.slice(shift), ...SIDES.slice(0, shift)];
       for (const side of order) {
         rows.push(
           await measure(clusters.get(side) as RunningCluster, side, connections, round, progress),
@@ -139,6 +149,7 @@ const summary = levels.map((connections) => {
   const of = (side: Side) => {
     const mine = rows.filter((r) => r.side === side && r.connections === connections);
     return {
+      side,
       writesPerSecond: median(mine.map((r) => r.requestsPerSecond)),
       p50: median(mine.map((r) => r.latencyMs.p50)),
       p99: median(mine.map((r) => r.latencyMs.p99)),
@@ -146,7 +157,7 @@ const summary = levels.map((connections) => {
       errors: mine.reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0),
     };
   };
-  return { connections, undici: of("undici"), nodeHttp: of("node-http") };
+  return { connections, sides: SIDES.map(of) };
 });
 
 printTable(
@@ -162,17 +173,20 @@ printTable(
     String(r.non2xx + r.errors + r.timeouts),
   ]),
 );
-console.log("\nMedians per level; node:http over undici:");
+console.log("\nMedians per level, and each side over undici:");
 printTable(
-  ["conn", "undici w/s · p50/p99", "node:http w/s · p50/p99", "w/s ×", "p50 ×", "cpu/write ×"],
-  summary.map(({ connections, undici: u, nodeHttp: n }) => [
-    String(connections),
-    `${fmt(u.writesPerSecond)} · ${fmt(u.p50, 2)}/${fmt(u.p99, 1)}`,
-    `${fmt(n.writesPerSecond)} · ${fmt(n.p50, 2)}/${fmt(n.p99, 1)}`,
-    fmt(n.writesPerSecond / u.writesPerSecond, 2),
-    fmt(n.p50 / u.p50, 2),
-    fmt(n.cpuMicrosPerWrite / u.cpuMicrosPerWrite, 2),
-  ]),
+  ["conn", "side", "writes/s · p50/p99 ms · cpu µs/write", "w/s ×", "p50 ×", "cpu/write ×"],
+  summary.flatMap(({ connections, sides }) => {
+    const base = sides[0] as (typeof sides)[number];
+    return sides.map((m) => [
+      String(connections),
+      m.side,
+      `${fmt(m.writesPerSecond)} · ${fmt(m.p50, 2)}/${fmt(m.p99, 1)} · ${fmt(m.cpuMicrosPerWrite)}`,
+      fmt(m.writesPerSecond / base.writesPerSecond, 2),
+      fmt(m.p50 / base.p50, 2),
+      fmt(m.cpuMicrosPerWrite / base.cpuMicrosPerWrite, 2),
+    ]);
+  }),
 );
 await writeReport(values.out ?? new URL("./results/transport.json", import.meta.url), {
   benchmark: "transport",

@@ -25,7 +25,12 @@ import { parseArgs } from "node:util";
 import type { NodeId } from "../../src/core/types.ts";
 import type { Logger } from "../../src/driver/logger.ts";
 import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
-import { type FetchFunction, FetchNetwork } from "../../src/net/fetch.ts";
+import {
+  type FetchFunction,
+  FetchNetwork,
+  type FetchNetworkOptions,
+  type PostFunction,
+} from "../../src/net/fetch.ts";
 import { kvApp, RAFT_PATH } from "./api.ts";
 import { type PeerRoutes, parsePeerRoutes, RoutedNetwork } from "./routed-network.ts";
 import { exitOnFailure, loadAdapter, runtime } from "./runtime.ts";
@@ -81,9 +86,9 @@ const { serve, openSqliteLogStore } = await loadAdapter();
 await mkdir(options.data, { recursive: true });
 const store = await openSqliteLogStore(join(options.data, "raft.db"), { synchronous: "full" });
 const machine = new KvStateMachine();
-const peerFetch = await loadPeerFetch();
+const peerClient = await loadPeerClient();
 const network = new RoutedNetwork(
-  new FetchNetwork({ secret: options.secret, logger, fetch: peerFetch?.fetch }),
+  new FetchNetwork({ secret: options.secret, logger, ...peerClient?.options }),
   options.peerRoutes,
 );
 const raft = new Raft({
@@ -132,7 +137,7 @@ function stop(): Promise<void> {
     try {
       await raft.shutdown();
       network.close();
-      peerFetch?.close();
+      peerClient?.close();
       await server.close();
       await store.close();
     } catch (error) {
@@ -146,19 +151,29 @@ function stop(): Promise<void> {
 }
 
 /**
- * On Node, peers are reached through adapters/node.ts's node:http fetch: undici's global fetch
- * costs more CPU per write (bench/README.md). `KEEL_PEER_FETCH=global` keeps the global fetch
- * (bench/transport.ts's A/B). Bun and Deno use their own fetch.
+ * On Node, peers are reached through adapters/node.ts's node:http client, `createNodePost`: a
+ * fetch, undici's or even one on node:http, costs more CPU per RPC (bench/README.md).
+ * `KEEL_PEER_FETCH=global` uses the global fetch instead and `KEEL_PEER_FETCH=node` adapters/node.ts's
+ * `createNodeFetch` (bench/transport.ts's comparison). Bun and Deno use their own fetch.
  */
-async function loadPeerFetch(): Promise<{ fetch: FetchFunction; close(): void } | null> {
-  if (runtime !== "node" || process.env.KEEL_PEER_FETCH === "global") return null;
+async function loadPeerClient(): Promise<{
+  options: Pick<FetchNetworkOptions, "fetch" | "post">;
+  close(): void;
+} | null> {
+  const choice = process.env.KEEL_PEER_FETCH;
+  if (runtime !== "node" || choice === "global") return null;
   // Computed, like loadAdapter's, so no other runtime loads the Node adapter.
   const specifier = `../../adapters/${runtime}.ts`;
-  const { createNodeFetch } = (await import(specifier)) as {
+  const adapter = (await import(specifier)) as {
     createNodeFetch(): FetchFunction & { close(): void };
+    createNodePost(): PostFunction & { close(): void };
   };
-  const fetch = createNodeFetch();
-  return { fetch, close: () => fetch.close() };
+  if (choice === "node") {
+    const fetch = adapter.createNodeFetch();
+    return { options: { fetch }, close: () => fetch.close() };
+  }
+  const post = adapter.createNodePost();
+  return { options: { post }, close: () => post.close() };
 }
 
 function parseOptions(args: string[]): Options {

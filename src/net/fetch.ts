@@ -1,12 +1,13 @@
 /**
- * A `Network` over plain `fetch` (HTTP/1.1), talking to peers that serve `raftRoutes`.
+ * A `Network` over plain `fetch` (HTTP/1.1), talking to peers that serve `raftRoutes`. The
+ * requests go through a {@link PostFunction}: `fetch` by default, or a runtime's own client.
  *
  * - Addresses are base URLs of the mounted routes, such as `http://10.0.0.2:7001/raft`.
  * - Connections: `fetch` keeps HTTP/1.1 connections alive and reuses them per origin by default
  *   on Node (undici's global pool), Bun and Deno; every response body is read or cancelled so its
  *   connection goes back to the pool.
  * - Every request is bounded by the caller's `timeoutMs`, counted from `send`, reading the answer
- *   included (an AbortController aborts it).
+ *   included (the request is cancelled then).
  * - With `secret`, every request carries `Authorization: Bearer <secret>`.
  * - Responses are validated (schema, type, sender and addressee) before they are returned.
  *
@@ -102,6 +103,76 @@ export interface TransportLogger {
 /** The part of `fetch` the transport uses. */
 export type FetchFunction = (url: string, init: RequestInit) => Promise<Response>;
 
+/** One POST to a peer, as the transport makes it (see {@link PostFunction}). */
+export interface PostRequest {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array<ArrayBuffer> | string;
+  /** The answer's body is read up to this many bytes, no further. */
+  readonly maxBytes: number;
+}
+
+/** The answer to a {@link PostRequest}, read whole. */
+export interface PostAnswer {
+  readonly status: number;
+  /** The body; null when it was longer than the request's `maxBytes`. */
+  readonly body: Uint8Array | null;
+}
+
+/** A POST under way: its answer, and how to abandon it. */
+export interface PendingPost {
+  /**
+   * Resolves once the status and the whole body (up to `maxBytes`) have arrived; rejects when
+   * the request fails (no connection, reset mid-answer), or with cancel's reason once cancelled.
+   */
+  readonly answer: Promise<PostAnswer>;
+  /** Abandons the request (closing its connection if needed); `answer` rejects with `reason`. */
+  cancel(reason: unknown): void;
+}
+
+/**
+ * What the transport needs of HTTP: one POST at a time, its answer read whole. Narrower than
+ * `fetch`, so that a runtime's own HTTP client can serve it without building web `Response`
+ * objects and streams (adapters/node.ts's `createNodePost`); {@link postWithFetch} makes one of
+ * any `fetch`.
+ */
+export type PostFunction = (request: PostRequest) => PendingPost;
+
+const EMPTY = new Uint8Array(0);
+
+/** A {@link PostFunction} on `fetch` (the global one by default): what FetchNetwork uses unless given `post`. */
+export function postWithFetch(
+  fetchFunction: FetchFunction = (url, init) => fetch(url, init),
+): PostFunction {
+  return (request) => {
+    const controller = new AbortController();
+    const answer = (async (): Promise<PostAnswer> => {
+      try {
+        const response = await fetchFunction(request.url, {
+          method: "POST",
+          headers: request.headers,
+          body: request.body,
+          signal: controller.signal,
+        });
+        if (response.status === 204) {
+          await response.body?.cancel();
+          return { status: 204, body: EMPTY };
+        }
+        try {
+          return { status: response.status, body: await readBody(response.body, request.maxBytes) };
+        } catch (error) {
+          if (error instanceof BodyTooLargeError) return { status: response.status, body: null };
+          throw error;
+        }
+      } catch (error) {
+        if (controller.signal.aborted) throw controller.signal.reason;
+        throw error;
+      }
+    })();
+    return { answer, cancel: (reason) => controller.abort(reason) };
+  };
+}
+
 /** Options of a {@link FetchNetwork}. */
 export interface FetchNetworkOptions {
   /** Cluster secret, sent as `Authorization: Bearer <secret>` (the routes' `secret`). */
@@ -121,9 +192,14 @@ export interface FetchNetworkOptions {
   readonly maxResponseBytes?: number;
   /**
    * The fetch to use (for example one with a tuned connection pool). Default globalThis.fetch.
-   * On Node, adapters/node.ts's `createNodeFetch()` (node:http) costs less CPU than undici's.
+   * Ignored when `post` is given.
    */
   readonly fetch?: FetchFunction;
+  /**
+   * How to make each request, instead of `fetch`. On Node, adapters/node.ts's `createNodePost()`
+   * (node:http, no web Response or stream per request) costs the least CPU.
+   */
+  readonly post?: PostFunction;
 }
 
 interface Peer {
@@ -167,9 +243,9 @@ export class FetchNetwork implements Network {
   readonly #backoffMaxMs: number;
   readonly #maxMergeBytes: number;
   readonly #maxResponseBytes: number;
-  readonly #fetch: FetchFunction;
+  readonly #post: PostFunction;
   readonly #peers = new Map<string, Peer>();
-  readonly #inFlight = new Set<AbortController>();
+  readonly #inFlight = new Set<PendingPost>();
   #closed = false;
 
   /** Creates a transport. Throws a RangeError for an empty secret or a non-positive limit. */
@@ -184,7 +260,7 @@ export class FetchNetwork implements Network {
     }
     this.#maxMergeBytes = positive("maxMergeBytes", options.maxMergeBytes ?? 8 * 1024 * 1024);
     this.#maxResponseBytes = positive("maxResponseBytes", options.maxResponseBytes ?? 1024 * 1024);
-    this.#fetch = options.fetch ?? ((url, init) => fetch(url, init));
+    this.#post = options.post ?? postWithFetch(options.fetch);
   }
 
   /**
@@ -255,7 +331,7 @@ export class FetchNetwork implements Network {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const controller of this.#inFlight) controller.abort(closedError());
+    for (const pending of this.#inFlight) pending.cancel(closedError());
     this.#inFlight.clear();
     for (const peer of this.#peers.values()) {
       for (const call of peer.queue.splice(0)) {
@@ -339,8 +415,14 @@ export class FetchNetwork implements Network {
       peer,
       () => (message.type === "appendEntries" ? encodeAppendEntries(message) : encodeJson(message)),
       (body) =>
-        this.#post(peer, message.type, rpcPath(message), body, contentType, remainingMs, (answer) =>
-          this.#answer(peer, message, answer),
+        this.#request(
+          peer,
+          message.type,
+          rpcPath(message),
+          body,
+          contentType,
+          remainingMs,
+          (answer) => this.#answer(peer, message, answer),
         ),
     );
   }
@@ -355,7 +437,7 @@ export class FetchNetwork implements Network {
       peer,
       () => encodeSnapshotChunk(chunk),
       (body) =>
-        this.#post(
+        this.#request(
           peer,
           `snapshot chunk at ${chunk.offset}`,
           INSTALL_SNAPSHOT_PATH,
@@ -409,121 +491,104 @@ export class FetchNetwork implements Network {
     );
   }
 
-  /** POSTs `body` to the peer's `path` and reads the answer with `read`, within `timeoutMs`. */
-  async #post<T>(
+  /** POSTs `body` to the peer's `path` and checks the answer with `read`, within `timeoutMs`. */
+  async #request<T>(
     peer: Peer,
     what: string,
     path: string,
     body: Uint8Array<ArrayBuffer> | string,
     contentType: string,
     timeoutMs: number,
-    read: (response: Response) => Promise<T>,
+    read: (answer: PostAnswer) => T,
   ): Promise<T> {
     const headers: Record<string, string> = { "Content-Type": contentType };
     if (this.#authorization !== null) headers.Authorization = this.#authorization;
-    const controller = new AbortController();
-    this.#inFlight.add(controller);
-    const timer = setTimeout(
-      () => controller.abort(timeoutError(what, peer.id, timeoutMs)),
-      timeoutMs,
-    );
+    let pending: PendingPost;
     try {
-      const response = await this.#fetch(peer.base + path, {
-        method: "POST",
+      pending = this.#post({
+        url: peer.base + path,
         headers,
         body,
-        signal: controller.signal,
+        maxBytes: this.#maxResponseBytes,
       });
-      return await read(response);
     } catch (error) {
-      if (controller.signal.aborted) throw controller.signal.reason;
+      throw unreachable(what, peer, error);
+    }
+    this.#inFlight.add(pending);
+    const timer = setTimeout(
+      () => pending.cancel(timeoutError(what, peer.id, timeoutMs)),
+      timeoutMs,
+    );
+    let answer: PostAnswer;
+    try {
+      answer = await pending.answer;
+    } catch (error) {
       if (error instanceof TransportError) throw error;
-      throw new TransportError(
-        "unreachable",
-        `${what} to ${peer.id} at ${peer.address} failed: ${describe(error)}`,
-        {
-          cause: error,
-        },
-      );
+      throw unreachable(what, peer, error);
     } finally {
       clearTimeout(timer);
-      this.#inFlight.delete(controller);
+      this.#inFlight.delete(pending);
     }
+    return read(answer);
   }
 
-  /** Reads and validates the answer to `message`. */
-  async #answer(
-    peer: Peer,
-    message: RequestMessage,
-    response: Response,
-  ): Promise<ResponseMessage | null> {
+  /** Validates the answer to `message`. */
+  #answer(peer: Peer, message: RequestMessage, answer: PostAnswer): ResponseMessage | null {
     const expected = responseTypeOf[message.type];
-    if (response.status === 204) {
-      await response.body?.cancel();
-      return null;
-    }
-    if (response.status !== 200) {
-      const detail = await errorDetail(response);
+    if (answer.status === 204) return null;
+    if (answer.status !== 200) {
       throw new TransportError(
         "status",
-        `${message.type} to ${peer.id} at ${peer.address}: HTTP ${response.status}${detail}`,
-        { status: response.status },
+        `${message.type} to ${peer.id} at ${peer.address}: HTTP ${answer.status}${errorDetail(answer)}`,
+        { status: answer.status },
       );
     }
     const protocolError = (what: string, cause?: unknown) =>
       new TransportError("protocol", `${message.type} to ${peer.id} at ${peer.address}: ${what}`, {
         cause,
       });
-    if (expected === null) {
-      await response.body?.cancel();
-      throw protocolError("expected no answer (204), got 200");
-    }
-    let bytes: Uint8Array;
+    if (expected === null) throw protocolError("expected no answer (204), got 200");
+    if (answer.body === null) throw protocolError(`body over ${this.#maxResponseBytes} bytes`);
+    let response: ResponseMessage;
     try {
-      bytes = await readBody(response.body, this.#maxResponseBytes);
-    } catch (error) {
-      if (error instanceof BodyTooLargeError) throw protocolError(error.message);
-      throw error;
-    }
-    let answer: ResponseMessage;
-    try {
-      answer = decodeJsonResponse(expected, bytes);
+      response = decodeJsonResponse(expected, answer.body);
     } catch (error) {
       throw protocolError(describe(error), error);
     }
-    if (answer.from !== message.to || answer.to !== message.from) {
-      throw protocolError(`answer from ${answer.from} to ${answer.to}`);
+    if (response.from !== message.to || response.to !== message.from) {
+      throw protocolError(`answer from ${response.from} to ${response.to}`);
     }
-    return answer;
+    return response;
   }
 
-  /** Reads and validates the answer to a snapshot chunk. */
-  async #chunkAnswer(
-    peer: Peer,
-    chunk: SnapshotChunk,
-    response: Response,
-  ): Promise<SnapshotChunkResponse> {
+  /** Validates the answer to a snapshot chunk. */
+  #chunkAnswer(peer: Peer, chunk: SnapshotChunk, answer: PostAnswer): SnapshotChunkResponse {
     const what = `snapshot chunk at ${chunk.offset} to ${peer.id} at ${peer.address}`;
-    if (response.status !== 200) {
-      const detail = await errorDetail(response);
-      throw new TransportError("status", `${what}: HTTP ${response.status}${detail}`, {
-        status: response.status,
+    if (answer.status !== 200) {
+      throw new TransportError("status", `${what}: HTTP ${answer.status}${errorDetail(answer)}`, {
+        status: answer.status,
       });
     }
-    let answer: SnapshotChunkResponse;
+    if (answer.body === null) {
+      throw new TransportError("protocol", `${what}: body over ${this.#maxResponseBytes} bytes`);
+    }
+    let response: SnapshotChunkResponse;
     try {
-      answer = decodeSnapshotChunkResponse(await readBody(response.body, this.#maxResponseBytes));
+      response = decodeSnapshotChunkResponse(answer.body);
     } catch (error) {
-      if (error instanceof BodyTooLargeError || error instanceof WireError) {
+      if (error instanceof WireError) {
         throw new TransportError("protocol", `${what}: ${describe(error)}`, { cause: error });
       }
       throw error;
     }
     const { snapshot } = chunk;
-    if (answer.from !== snapshot.to || answer.to !== snapshot.from) {
-      throw new TransportError("protocol", `${what}: answer from ${answer.from} to ${answer.to}`);
+    if (response.from !== snapshot.to || response.to !== snapshot.from) {
+      throw new TransportError(
+        "protocol",
+        `${what}: answer from ${response.from} to ${response.to}`,
+      );
     }
-    return answer;
+    return response;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -613,10 +678,11 @@ function payloadBytes(message: AppendEntriesRequest): number {
 }
 
 /** The `error` of a JSON error answer, or the start of its text; "" if unreadable. */
-async function errorDetail(response: Response): Promise<string> {
+function errorDetail(answer: PostAnswer): string {
+  if (answer.body === null) return "";
   let text: string;
   try {
-    text = new TextDecoder().decode(await readBody(response.body, 4096));
+    text = new TextDecoder().decode(answer.body.subarray(0, 4096));
   } catch {
     return "";
   }
@@ -627,6 +693,14 @@ async function errorDetail(response: Response): Promise<string> {
     // not JSON: fall through
   }
   return text === "" ? "" : `: ${text.slice(0, 200)}`;
+}
+
+function unreachable(what: string, peer: Peer, error: unknown): TransportError {
+  return new TransportError(
+    "unreachable",
+    `${what} to ${peer.id} at ${peer.address} failed: ${describe(error)}`,
+    { cause: error },
+  );
 }
 
 function timeoutError(what: string, to: NodeId, timeoutMs: number): TransportError {

@@ -82,7 +82,7 @@ function fetchNetworkSuite(transport: PeerFetch): void {
       const heartbeat = jsonRequests("n2")[0] as RequestMessage;
       // Wrong secret: 401.
       const error = await rejection(
-        new FetchNetwork({ secret: "nope", fetch: transport.fetch }).send(
+        new FetchNetwork({ secret: "nope", ...transport.options }).send(
           "n2",
           address,
           heartbeat,

@@ -83,7 +83,7 @@ export function fetchSuite(transport: PeerFetch): FetchSuite {
       return `${await serve(app)}/raft`;
     },
     network(options = {}) {
-      const net = new FetchNetwork({ secret: SECRET, fetch: transport.fetch, ...options });
+      const net = new FetchNetwork({ secret: SECRET, ...transport.options, ...options });
       networks.push(net);
       return net;
     },

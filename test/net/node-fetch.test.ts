@@ -1,13 +1,14 @@
 /**
- * adapters/node.ts's `createNodeFetch` against a real node:http server on 127.0.0.1: what it
- * shares with fetch (FetchNetwork's own suites run on it too, see test/helpers/peer-fetch.ts) and
- * its connection pool. Node only: the other runtimes' peers use their global fetch.
+ * adapters/node.ts's `createNodeFetch` and `createNodePost` against a real node:http server on
+ * 127.0.0.1: what they share with fetch (FetchNetwork's own suites run on both too, see
+ * test/helpers/peer-fetch.ts) and their connection pools. Node only: the other runtimes' peers
+ * use their global fetch.
  */
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import type { NodeFetch } from "../../adapters/node.ts";
+import type { NodeFetch, NodePost } from "../../adapters/node.ts";
 import { readBody } from "../../src/http/body.ts";
 import { runtime } from "../helpers/runtime.ts";
 
@@ -39,32 +40,45 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   throw new Error("expected a rejection");
 }
 
+const servers: Server[] = [];
+
+/** A server that records every request (with its body) and then runs `handler`. */
+async function server(handler: Handler): Promise<{ url: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const srv = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      seen.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+        remotePort: req.socket.remotePort ?? 0,
+      });
+      handler(req, res);
+    });
+  });
+  servers.push(srv);
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, seen };
+}
+
+const ok: Handler = (_req, res) => {
+  res.writeHead(200, { "content-type": "application/json", "x-one": "1" });
+  res.end('{"ok":true}');
+};
+
+after(async () => {
+  for (const srv of servers) {
+    srv.closeAllConnections();
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+  }
+});
+
 describe("createNodeFetch", { skip: runtime === "node" ? false : "Node only" }, () => {
   let createNodeFetch: typeof import("../../adapters/node.ts").createNodeFetch;
-  const servers: Server[] = [];
   const fetches: NodeFetch[] = [];
-
-  /** A server that records every request (with its body) and then runs `handler`. */
-  async function server(handler: Handler): Promise<{ url: string; seen: Seen[] }> {
-    const seen: Seen[] = [];
-    const srv = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (chunk: Buffer) => chunks.push(chunk));
-      req.on("end", () => {
-        seen.push({
-          method: req.method ?? "",
-          url: req.url ?? "",
-          headers: req.headers,
-          body: Buffer.concat(chunks),
-          remotePort: req.socket.remotePort ?? 0,
-        });
-        handler(req, res);
-      });
-    });
-    servers.push(srv);
-    await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-    return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, seen };
-  }
 
   function nodeFetch(options: Parameters<typeof createNodeFetch>[0] = {}): NodeFetch {
     const f = createNodeFetch(options);
@@ -72,21 +86,12 @@ describe("createNodeFetch", { skip: runtime === "node" ? false : "Node only" }, 
     return f;
   }
 
-  const ok: Handler = (_req, res) => {
-    res.writeHead(200, { "content-type": "application/json", "x-one": "1" });
-    res.end('{"ok":true}');
-  };
-
   before(async () => {
     ({ createNodeFetch } = await import("../../adapters/node.ts"));
   });
 
-  after(async () => {
+  after(() => {
     for (const f of fetches) f.close();
-    for (const srv of servers) {
-      srv.closeAllConnections();
-      await new Promise<void>((resolve) => srv.close(() => resolve()));
-    }
   });
 
   it("sends the method, headers and bytes with a Content-Length; answers a web Response", async () => {
@@ -278,5 +283,112 @@ describe("createNodeFetch", { skip: runtime === "node" ? false : "Node only" }, 
     assert.throws(() => createNodeFetch({ maxSockets: 0 }), RangeError);
     assert.throws(() => createNodeFetch({ maxSockets: 1.5 }), RangeError);
     assert.throws(() => createNodeFetch({ idleTimeoutMs: -1 }), RangeError);
+  });
+});
+
+describe("createNodePost", { skip: runtime === "node" ? false : "Node only" }, () => {
+  let createNodePost: typeof import("../../adapters/node.ts").createNodePost;
+  const posts: NodePost[] = [];
+
+  function nodePost(options: Parameters<typeof createNodePost>[0] = {}): NodePost {
+    const p = createNodePost(options);
+    posts.push(p);
+    return p;
+  }
+
+  const request = (url: string, body: Uint8Array<ArrayBuffer> | string = "x", maxBytes = 1024) => ({
+    url,
+    headers: { "Content-Type": "application/octet-stream", Authorization: "Bearer s" },
+    body,
+    maxBytes,
+  });
+
+  before(async () => {
+    ({ createNodePost } = await import("../../adapters/node.ts"));
+  });
+
+  after(() => {
+    for (const p of posts) p.close();
+  });
+
+  it("POSTs the headers and bytes with a Content-Length; answers the status and whole body", async () => {
+    const { url, seen } = await server(ok);
+    const answer = await nodePost()(request(`${url}/raft/append`, new Uint8Array([1, 2, 250])))
+      .answer;
+    assert.equal(answer.status, 200);
+    assert.equal(new TextDecoder().decode(answer.body ?? undefined), '{"ok":true}');
+    const [seenRequest] = seen;
+    assert.equal(seenRequest?.method, "POST");
+    assert.equal(seenRequest?.url, "/raft/append");
+    assert.equal(seenRequest?.headers["content-length"], "3");
+    assert.equal(seenRequest?.headers.authorization, "Bearer s");
+    assert.deepEqual([...(seenRequest?.body ?? [])], [1, 2, 250]);
+    // A string body is UTF-8, with its length in bytes.
+    await nodePost()(request(url, "héllo")).answer;
+    assert.equal(seen[1]?.headers["content-length"], "6");
+    assert.equal(seen[1]?.body.toString("utf8"), "héllo");
+  });
+
+  it("keeps one connection alive for posts in sequence; a large answer arrives whole", async () => {
+    const big = Buffer.alloc(300_000, 7);
+    const { url, seen } = await server((_req, res) => res.writeHead(200).end(big));
+    const post = nodePost();
+    for (let i = 0; i < 3; i++) {
+      const answer = await post(request(url, "x", big.length)).answer;
+      assert.equal(answer.body?.length, big.length);
+      assert.ok(answer.body?.every((b) => b === 7));
+    }
+    assert.equal(new Set(seen.map((s) => s.remotePort)).size, 1);
+  });
+
+  it("an answer longer than maxBytes has no body, and its connection is closed", async () => {
+    const { url, seen } = await server((_req, res) => res.writeHead(413).end("y".repeat(5000)));
+    const post = nodePost({ maxSockets: 1 });
+    const answer = await post(request(url, "x", 100)).answer;
+    assert.deepEqual(answer, { status: 413, body: null });
+    // The pool's one socket is usable again (a new connection).
+    const next = await post(request(url, "x", 10_000)).answer;
+    assert.equal(next.body?.length, 5000);
+    assert.equal(seen.length, 2);
+    assert.notEqual(seen[0]?.remotePort, seen[1]?.remotePort);
+  });
+
+  it("cancel rejects with its reason and drops the request", async () => {
+    const arrived = deferred();
+    const closed = deferred();
+    const { url } = await server((req) => {
+      req.socket.once("close", () => closed.resolve());
+      arrived.resolve();
+      // …and never answers.
+    });
+    const pending = nodePost()(request(url));
+    await arrived.promise;
+    const reason = new Error("timed out");
+    pending.cancel(reason);
+    assert.equal(await rejection(pending.answer), reason);
+    await closed.promise;
+  });
+
+  it("a connection that closes mid-answer rejects with a TypeError", async () => {
+    const { url } = await server((_req, res) => {
+      res.writeHead(200, { "content-length": "100" });
+      res.write("only part", () => res.destroy());
+    });
+    const error = await rejection(nodePost()(request(url)).answer);
+    assert.ok(error instanceof TypeError);
+  });
+
+  it("an unreachable peer rejects with a TypeError whose cause is the socket's error", async () => {
+    const { url } = await server(ok);
+    const srv = servers.at(-1) as Server;
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+    const error = await rejection(nodePost()(request(url)).answer);
+    assert.ok(error instanceof TypeError);
+    assert.equal((error.cause as { code?: string }).code, "ECONNREFUSED");
+  });
+
+  it("bad options throw a RangeError", () => {
+    assert.throws(() => createNodePost({ maxSockets: 0 }), RangeError);
+    assert.throws(() => createNodePost({ idleTimeoutMs: Number.NaN }), RangeError);
   });
 });
