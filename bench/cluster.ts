@@ -7,7 +7,7 @@
  *
  *   npm run bench:cluster -- [--full | --smoke] [--connections 1,16,64,256]
  *                            [--variants keel,etcd,pipeline-off,small-batches,nodes-5,nodes-7]
- *                            [--seconds S] [--warmup S] [--out FILE] [--no-chart]
+ *                            [--seconds S] [--warmup S] [--prewarm S] [--out FILE] [--no-chart]
  *   npm run bench:etcd       (keel and etcd only)
  *
  * Writes bench/results/cluster.json and bench/results/cluster.svg (copied to
@@ -33,6 +33,8 @@ import { Progress } from "./progress.ts";
 import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
 const VALUE_BYTES = 64;
+/** Connections of the load each cluster gets right after it starts (see `prewarmSeconds`). */
+const PREWARM_CONNECTIONS = 16;
 
 interface Variant {
   readonly name: string;
@@ -109,6 +111,8 @@ interface Plan {
   readonly mode: Mode;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /** Load each cluster gets once, right after it starts, before any run is measured. */
+  readonly prewarmSeconds: number;
   /** Connection counts, and for each variant the counts it runs at. */
   readonly connections: readonly number[];
   readonly runs: Map<string, readonly number[]>;
@@ -122,8 +126,9 @@ interface Plan {
 
 const USAGE = `usage: bench/cluster.ts [--full | --smoke] [--connections 1,16,64,256]
   [--variants ${VARIANTS.map((v) => v.name).join(",")}]
-  [--seconds S] [--warmup S] [--out FILE] [--no-chart] [--runtime node|bun|deno]
+  [--seconds S] [--warmup S] [--prewarm S] [--out FILE] [--no-chart] [--runtime node|bun|deno]
 --runtime:       the runtime of Keel's nodes (default: the one running this script)
+--prewarm:       load (16 connections) each cluster gets once after it starts (quick 3 s, full 5 s)
 quick (default): 2.5 s + 0.5 s warm-up per run; keel, etcd, bun at every level, variants at 16, 256
 --full:          10 s + 2 s per run, every variant at every level
 --smoke:         0.5 s runs at 1 and 16 connections (CI: checks the suite still works)`;
@@ -139,6 +144,7 @@ function plan(argv: readonly string[]): Plan {
       variants: { type: "string" },
       seconds: { type: "string" },
       warmup: { type: "string" },
+      prewarm: { type: "string" },
       out: { type: "string" },
       "no-chart": { type: "boolean", default: false },
       runtime: { type: "string" },
@@ -161,6 +167,11 @@ function plan(argv: readonly string[]): Plan {
     "warmup",
     values.warmup,
     { smoke: 0.3, quick: 0.5, full: 2 }[mode],
+  );
+  const prewarmSeconds = positive(
+    "prewarm",
+    values.prewarm,
+    { smoke: 0.3, quick: 3, full: 5 }[mode],
   );
   const allLevels = mode === "smoke" ? [1, 16] : [1, 16, 64, 256];
   const connections =
@@ -200,6 +211,7 @@ function plan(argv: readonly string[]): Plan {
     mode,
     seconds,
     warmupSeconds,
+    prewarmSeconds,
     connections,
     runs,
     out: values.out ?? new URL("./results/cluster.json", import.meta.url),
@@ -404,8 +416,8 @@ async function main(): Promise<void> {
   const variants = VARIANTS.filter((v) => p.runs.has(v.name));
   console.log(
     `cluster bench (${p.mode}) on ${rt.name} ${rt.version}${etcd ? `, etcd ${etcd}` : ""}: ` +
-      `PUT of ${VALUE_BYTES}-byte values, ${p.warmupSeconds} s warm-up + ${p.seconds} s per run, ` +
-      "runs interleaved",
+      `PUT of ${VALUE_BYTES}-byte values, each cluster warmed up ${p.prewarmSeconds} s once, ` +
+      `${p.warmupSeconds} s warm-up + ${p.seconds} s per run, runs interleaved`,
   );
   for (const v of variants) console.log(`  ${v.name.padEnd(13)} ${v.shows}`);
 
@@ -426,6 +438,16 @@ async function main(): Promise<void> {
         ? await startEtcd(v.nodes)
         : await startKeel(v.nodes, v.tuning, { runtime: v.runtime ?? p.runtime });
     clusters.set(v.name, cluster);
+    // A fresh node on a JIT runtime runs its first thousands of requests slower while the hot
+    // paths are compiled (a first one-connection run on Node measured half the writes/s of the
+    // next ones): every cluster gets the same load first, etcd's included.
+    await load(cluster.target, valueOfBytes(VALUE_BYTES), {
+      connections: PREWARM_CONNECTIONS,
+      seconds: p.prewarmSeconds,
+      warmupSeconds: 0.1,
+      onProgress: (_phase, elapsed) =>
+        progress.update(`warming ${v.name} up: ${elapsed.toFixed(1)} of ${p.prewarmSeconds} s`),
+    });
     return cluster;
   };
   const stop = async (v: Variant) => {
@@ -483,6 +505,7 @@ async function main(): Promise<void> {
     mode: p.mode,
     valueBytes: VALUE_BYTES,
     warmupSeconds: p.warmupSeconds,
+    prewarmSeconds: p.prewarmSeconds,
     seconds: p.seconds,
     variants: variants.map(({ name, system, nodes, tuning, shows }) => ({
       name,
