@@ -52,16 +52,11 @@ export {
 } from "./src/http/routes.ts";
 export { WireError } from "./src/http/wire-error.ts";
 export type {
-  FetchFunction,
   FetchNetworkOptions,
-  PendingPost,
-  PostAnswer,
-  PostFunction,
-  PostRequest,
   TransportErrorKind,
   TransportLogger,
 } from "./src/net/fetch.ts";
-export { FetchNetwork, postWithFetch, TransportError } from "./src/net/fetch.ts";
+export { FetchNetwork, TransportError } from "./src/net/fetch.ts";
 export type {
   ChunkFilter,
   CounterType,
@@ -81,6 +76,14 @@ export type {
   SnapshotChunkResponse,
   SnapshotMessage,
 } from "./src/net/network.ts";
+export type {
+  FetchFunction,
+  PendingPost,
+  PostAnswer,
+  PostFunction,
+  PostRequest,
+} from "./src/net/post.ts";
+export { postWithFetch } from "./src/net/post.ts";
 export type { LogStore, LogWrite, StoredState } from "./src/storage/log-store.ts";
 export type { MemoryLogStoreOptions } from "./src/storage/memory.ts";
 export { InjectedStorageError, MemoryLogStore } from "./src/storage/memory.ts";

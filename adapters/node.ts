@@ -11,7 +11,7 @@ import {
   type PostAnswer,
   type PostFunction,
   postWithFetch,
-} from "../src/net/fetch.ts";
+} from "../src/net/post.ts";
 import type { SqliteDatabase, SqliteLogStoreOptions } from "../src/storage/sqlite.ts";
 import { SqliteLogStore } from "../src/storage/sqlite.ts";
 import type { FetchApp, ServeOptions, Server } from "./server.ts";

@@ -25,12 +25,8 @@ import { parseArgs } from "node:util";
 import type { NodeId } from "../../src/core/types.ts";
 import type { Logger } from "../../src/driver/logger.ts";
 import { Raft, type RaftOptionsConfig } from "../../src/driver/raft.ts";
-import {
-  type FetchFunction,
-  FetchNetwork,
-  type FetchNetworkOptions,
-  type PostFunction,
-} from "../../src/net/fetch.ts";
+import { FetchNetwork, type FetchNetworkOptions } from "../../src/net/fetch.ts";
+import type { FetchFunction, PostFunction } from "../../src/net/post.ts";
 import { kvApp, RAFT_PATH } from "./api.ts";
 import { type PeerRoutes, parsePeerRoutes, RoutedNetwork } from "./routed-network.ts";
 import { exitOnFailure, loadAdapter, runtime } from "./runtime.ts";
