@@ -1,7 +1,7 @@
 /**
  * The whole benchmark suite: `core`, `inproc`, `catchup` and `cluster` (with etcd beside Keel when
- * `etcd` is on PATH), each in its own process on the runtime running this script, then a summary of the
- * figures the project's goals name, read back from their JSON in bench/results/.
+ * `etcd` is on PATH), each in its own process on the runtime running this script, then a summary
+ * of the figures the project's goals name, read back from their JSON in bench/results/.
  *
  *   npm run bench                 quick mode, about two minutes
  *   npm run bench -- --full       the full suite (every variant at every level, longer runs)
