@@ -180,6 +180,33 @@ describe("Raft driver: writes and reads", () => {
     assert.equal(leader.raft.metrics.current.term, term, "no term change");
   });
 
+  it("writes from separate callbacks of one event-loop turn leave as one append and one AppendEntries per follower", async () => {
+    const c = await cluster();
+    await c.initializeAll();
+    const leader = await c.leader();
+    await leader.raft.write(bytes("settle"));
+    const appendsBefore = c.network.counters("appendEntries").sent;
+    const storeWritesBefore = leader.store.writeCount;
+    // Timers due together run one after another in the same turn, each followed by its own
+    // microtasks, as the callbacks of HTTP requests that arrived together do.
+    const writes = await new Promise<Promise<unknown>[]>((resolve) => {
+      const started: Promise<unknown>[] = [];
+      for (let i = 0; i < 20; i++) {
+        setTimeout(() => {
+          started.push(leader.raft.write(bytes(`t${i}`)));
+          if (started.length === 20) resolve(started);
+        }, 0);
+      }
+    });
+    await Promise.all(writes);
+    const followers = ids.length - 1;
+    assert.ok(
+      c.network.counters("appendEntries").sent - appendsBefore <= 2 * followers,
+      "20 writes of one turn sent at most 2 AppendEntries per follower",
+    );
+    assert.ok(leader.store.writeCount - storeWritesBefore <= 2, "and at most 2 LogStore writes");
+  });
+
   it("past maxPendingWrites, writes are rejected at once (backpressure)", async () => {
     const c = await cluster(ids, { ...testConfig, maxPendingWrites: 10 });
     await c.initializeAll();
