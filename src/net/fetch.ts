@@ -651,8 +651,11 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+/** An error's message, with its cause's unless the message already says it. */
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";
-  return `${error.message}${cause}`;
+  const cause = error.cause instanceof Error ? error.cause.message : "";
+  return cause === "" || error.message.includes(cause)
+    ? error.message
+    : `${error.message} (${cause})`;
 }
