@@ -613,12 +613,8 @@ function payloadBytes(message: AppendEntriesRequest): number {
 /** The `error` of a JSON error answer, or the start of its text; "" if unreadable. */
 function errorDetail(answer: PostAnswer): string {
   if (answer.body === null) return "";
-  let text: string;
-  try {
-    text = new TextDecoder().decode(answer.body.subarray(0, 4096));
-  } catch {
-    return "";
-  }
+  // A non-fatal decoder: bytes that are not UTF-8 become U+FFFD, never an error.
+  const text = new TextDecoder().decode(answer.body.subarray(0, 4096));
   try {
     const error = (JSON.parse(text) as { error?: unknown }).error;
     if (typeof error === "string") return `: ${error}`;

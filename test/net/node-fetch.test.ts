@@ -69,7 +69,16 @@ const ok: Handler = (_req, res) => {
   res.end('{"ok":true}');
 };
 
+/** The clients' connection pools, closed before the servers when the file is done. */
+const pools: { close(): void }[] = [];
+
+function pooled<T extends { close(): void }>(client: T): T {
+  pools.push(client);
+  return client;
+}
+
 after(async () => {
+  for (const pool of pools) pool.close();
   for (const srv of servers) {
     srv.closeAllConnections();
     await new Promise<void>((resolve) => srv.close(() => resolve()));
@@ -78,20 +87,11 @@ after(async () => {
 
 describe("createNodeFetch", { skip: runtime === "node" ? false : "Node only" }, () => {
   let createNodeFetch: typeof import("../../adapters/node.ts").createNodeFetch;
-  const fetches: NodeFetch[] = [];
-
-  function nodeFetch(options: Parameters<typeof createNodeFetch>[0] = {}): NodeFetch {
-    const f = createNodeFetch(options);
-    fetches.push(f);
-    return f;
-  }
+  const nodeFetch = (options: Parameters<typeof createNodeFetch>[0] = {}): NodeFetch =>
+    pooled(createNodeFetch(options));
 
   before(async () => {
     ({ createNodeFetch } = await import("../../adapters/node.ts"));
-  });
-
-  after(() => {
-    for (const f of fetches) f.close();
   });
 
   it("sends the method, headers and bytes with a Content-Length; answers a web Response", async () => {
@@ -288,13 +288,8 @@ describe("createNodeFetch", { skip: runtime === "node" ? false : "Node only" }, 
 
 describe("createNodePost", { skip: runtime === "node" ? false : "Node only" }, () => {
   let createNodePost: typeof import("../../adapters/node.ts").createNodePost;
-  const posts: NodePost[] = [];
-
-  function nodePost(options: Parameters<typeof createNodePost>[0] = {}): NodePost {
-    const p = createNodePost(options);
-    posts.push(p);
-    return p;
-  }
+  const nodePost = (options: Parameters<typeof createNodePost>[0] = {}): NodePost =>
+    pooled(createNodePost(options));
 
   const request = (url: string, body: Uint8Array<ArrayBuffer> | string = "x", maxBytes = 1024) => ({
     url,
@@ -305,10 +300,6 @@ describe("createNodePost", { skip: runtime === "node" ? false : "Node only" }, (
 
   before(async () => {
     ({ createNodePost } = await import("../../adapters/node.ts"));
-  });
-
-  after(() => {
-    for (const p of posts) p.close();
   });
 
   it("POSTs the headers and bytes with a Content-Length; answers the status and whole body", async () => {
