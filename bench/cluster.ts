@@ -28,7 +28,14 @@ import {
   startKeel,
 } from "./clusters.ts";
 import { type LoadResult, load, valueOfBytes } from "./load.ts";
-import { type CpuSample, cpuPercent, cpuSample } from "./procstat.ts";
+import {
+  type CpuSample,
+  cpuPercent,
+  cpuSample,
+  idlePercent,
+  type MachineSample,
+  machineSample,
+} from "./procstat.ts";
 import { Progress } from "./progress.ts";
 import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
@@ -249,6 +256,10 @@ export interface ClusterRow extends LoadResult {
   readonly cpu: readonly NodeUsage[];
   /** CPU of the whole cluster per write, µs (all its processes). */
   readonly cpuMicrosPerWrite: number;
+  /** CPU of the load generator (autocannon, in this process) in the window, percent of a core. */
+  readonly loadCpuPercent: number;
+  /** Share of the machine's CPU time (all cores) left idle in the window, percent. */
+  readonly idlePercent: number;
   /** Peak resident memory of each node since it started, MiB (VmHWM). */
   readonly peakRssMiB: Readonly<Record<string, number>>;
   /** Another node became leader since the previous run or during this one. */
@@ -267,8 +278,10 @@ async function measure(
   // A leader elected since the last run (an election under load) takes the load from now on.
   const movedBefore = await cluster.settle();
   const label = `${step} ${variant.name} @ ${connections} conn`;
+  // Every node, then the load generator (this process).
   let opened: CpuSample[] = [];
   let closed: CpuSample[] = [];
+  const machine: MachineSample[] = [];
   const ordered = [cluster.leader, ...cluster.nodes.filter((n) => n !== cluster.leader)];
   const result = await load(cluster.target, valueOfBytes(VALUE_BYTES), {
     connections,
@@ -280,9 +293,10 @@ async function measure(
       progress.update(`${label}: ${phase} ${elapsed.toFixed(1)}/${total} s, ${fmt(rate)} writes/s`);
     },
     onWindow: (edge) => {
-      const samples = ordered.map((n) => cpuSample(n.pid));
+      const samples = [...ordered, { pid: process.pid }].map((n) => cpuSample(n.pid));
       if (edge === "open") opened = samples;
       else closed = samples;
+      machine.push(machineSample());
     },
   });
   cluster.check();
@@ -293,6 +307,7 @@ async function measure(
     cpuPercent: cpuPercent(opened[i] as CpuSample, closed[i] as CpuSample),
   }));
   const cpuSeconds = cpu.reduce((sum, u) => sum + (u.cpuPercent / 100) * result.seconds, 0);
+  const last = ordered.length;
   return {
     variant: variant.name,
     system: variant.system,
@@ -300,6 +315,8 @@ async function measure(
     ...result,
     cpu,
     cpuMicrosPerWrite: result.requests > 0 ? (cpuSeconds * 1e6) / result.requests : Number.NaN,
+    loadCpuPercent: cpuPercent(opened[last] as CpuSample, closed[last] as CpuSample),
+    idlePercent: idlePercent(machine[0] as MachineSample, machine[1] as MachineSample),
     peakRssMiB: cluster.peakRssMiB(),
     leaderChanged: movedBefore || movedDuring,
   };
@@ -335,6 +352,8 @@ function printRows(rows: readonly ClusterRow[]): void {
       "errors",
       "cpu % (leader, followers)",
       "cpu µs/write",
+      "load gen %",
+      "idle %",
       "peak MiB",
     ],
     rows.map((r) => [
@@ -348,6 +367,8 @@ function printRows(rows: readonly ClusterRow[]): void {
       errorText(r),
       r.cpu.map((u) => fmt(u.cpuPercent)).join(" "),
       fmt(r.cpuMicrosPerWrite),
+      fmt(r.loadCpuPercent),
+      fmt(r.idlePercent),
       fmt(Math.max(...Object.values(r.peakRssMiB))),
     ]),
   );

@@ -279,7 +279,10 @@ export async function startKeel(
 }
 
 /** The command running `script` on `name`: this process's runtime, or the npm package's binary. */
-function nodeCommand(name: RuntimeName, script: string): { command: string; args: string[] } {
+export function nodeCommand(
+  name: RuntimeName,
+  script: string,
+): { command: string; args: string[] } {
   if (name === runtime) return scriptCommand(script);
   const bin = (tool: string) =>
     fileURLToPath(new URL(`../node_modules/.bin/${tool}`, import.meta.url));

@@ -44,3 +44,27 @@ export function peakRssMiB(pid: number): number {
     return Number.NaN;
   }
 }
+
+/** The whole machine's CPU time so far (all cores), in clock ticks, from /proc/stat. */
+export interface MachineSample {
+  readonly idleTicks: number;
+  readonly totalTicks: number;
+}
+
+export function machineSample(): MachineSample {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] as string;
+    // cpu user nice system idle iowait irq softirq steal …: idle and iowait count as idle.
+    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const idleTicks = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+    return { idleTicks, totalTicks: ticks.reduce((a, b) => a + b, 0) };
+  } catch {
+    return { idleTicks: Number.NaN, totalTicks: Number.NaN };
+  }
+}
+
+/** The share of the machine's CPU time (all cores) left idle between two samples, percent. */
+export function idlePercent(from: MachineSample, to: MachineSample): number {
+  const total = to.totalTicks - from.totalTicks;
+  return total > 0 ? ((to.idleTicks - from.idleTicks) / total) * 100 : Number.NaN;
+}

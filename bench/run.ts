@@ -1,15 +1,16 @@
 /**
- * The whole benchmark suite: `core`, `inproc`, `catchup` and `cluster` (with etcd beside Keel when
- * `etcd` is on PATH), each in its own process on the runtime running this script, then a summary
- * of the figures the project's goals name, read back from their JSON in bench/results/.
+ * The whole benchmark suite: `core`, `inproc`, `catchup`, `floor` (each runtime's HTTP server
+ * alone) and `cluster` (with etcd beside Keel when `etcd` is on PATH), each in its own process on
+ * the runtime running this script, then a summary of the figures the project's goals name, read
+ * back from their JSON in bench/results/.
  *
  *   npm run bench                 quick mode, about two minutes
  *   npm run bench -- --full       the full suite (every variant at every level, longer runs)
  *   npm run bench -- --smoke      tiny durations, well under a minute: checks the suite works
  *   npm run bench -- --only core,inproc
  *
- * Each part also runs alone: npm run bench:core | bench:inproc | bench:catchup | bench:cluster |
- * bench:etcd.
+ * Each part also runs alone: npm run bench:core | bench:inproc | bench:catchup | bench:floor |
+ * bench:cluster | bench:etcd.
  */
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
@@ -20,8 +21,8 @@ import { scriptCommand } from "../examples/kv/runtime.ts";
 import { fmt, printTable, runtime } from "./report.ts";
 
 type Mode = "smoke" | "quick" | "full";
-type Part = "core" | "inproc" | "catchup" | "cluster";
-const PARTS: readonly Part[] = ["core", "inproc", "catchup", "cluster"];
+type Part = "core" | "inproc" | "catchup" | "floor" | "cluster";
+const PARTS: readonly Part[] = ["core", "inproc", "catchup", "floor", "cluster"];
 
 /** Each part's arguments in each mode. */
 const ARGS: Record<Part, Record<Mode, string[]>> = {
@@ -39,6 +40,11 @@ const ARGS: Record<Part, Record<Mode, string[]>> = {
     smoke: ["--entries", "5000", "--rounds", "1"],
     quick: ["--rounds", "1"],
     full: ["--rounds", "3"],
+  },
+  floor: {
+    smoke: ["--connections", "256", "--seconds", "0.3", "--warmup", "0.1"],
+    quick: ["--connections", "256", "--seconds", "3"],
+    full: ["--rounds", "2"],
   },
   cluster: { smoke: ["--smoke"], quick: [], full: ["--full"] },
 };
@@ -75,6 +81,9 @@ interface CoreReport {
 interface InprocReport {
   results: { writers: number; writesPerSecond: number; latencyMs: { p50: number; p99: number } }[];
 }
+interface FloorReport {
+  rows: { side: string; connections: number; requestsPerSecond: number }[];
+}
 interface CatchupReport {
   latencyMs: number;
   rows: { maxInflight: number; entriesPerSecond: number }[];
@@ -102,6 +111,7 @@ function goals(
   core: CoreReport | null,
   inproc: InprocReport | null,
   catchup: CatchupReport | null,
+  floor: FloorReport | null,
   cluster: ClusterReport | null,
 ): Goal[] {
   const out: Goal[] = [];
@@ -118,6 +128,27 @@ function goals(
       measured: `${fmt(k256.requestsPerSecond)} vs ${fmt(e256.requestsPerSecond)} (${fmt(ratio, 2)}×)`,
       met: ratio >= 2,
     });
+    // Not a goal: what Node's HTTP stack alone answers, the ceiling of a leader on Node.
+    const floors = (floor?.rows ?? []).filter((r) => r.side === "node" && r.connections === 256);
+    if (floors.length > 0) {
+      const best = Math.max(...floors.map((r) => r.requestsPerSecond));
+      out.push({
+        goal: "(context) @256: a bare Hono server on Node",
+        measured:
+          `${fmt(best)} requests/s: Keel ${fmt((100 * k256.requestsPerSecond) / best)}% of it, ` +
+          `2× etcd ${fmt((200 * e256.requestsPerSecond) / best)}%`,
+        met: null,
+      });
+    }
+    const b256 = row("bun", 256);
+    if (b256) {
+      const bun = b256.requestsPerSecond / e256.requestsPerSecond;
+      out.push({
+        goal: "cluster @256 on Bun: writes/s ≥ 2× etcd",
+        measured: `${fmt(b256.requestsPerSecond)} vs ${fmt(e256.requestsPerSecond)} (${fmt(bun, 2)}×)`,
+        met: bun >= 2,
+      });
+    }
     out.push({
       goal: "cluster @256: p99 ≤ etcd's",
       measured: `${fmt(k256.latencyMs.p99, 1)} vs ${fmt(e256.latencyMs.p99, 1)} ms`,
@@ -190,7 +221,9 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    console.log("usage: bench/run.ts [--full | --smoke] [--only core,inproc,catchup,cluster]");
+    console.log(
+      "usage: bench/run.ts [--full | --smoke] [--only core,inproc,catchup,floor,cluster]",
+    );
     return;
   }
   const mode: Mode = values.smoke ? "smoke" : values.full ? "full" : "quick";
@@ -211,9 +244,10 @@ async function main(): Promise<void> {
   const core = parts.includes("core") ? await readJson<CoreReport>("core") : null;
   const inproc = parts.includes("inproc") ? await readJson<InprocReport>("inproc") : null;
   const catchup = parts.includes("catchup") ? await readJson<CatchupReport>("catchup") : null;
+  const floor = parts.includes("floor") ? await readJson<FloorReport>("floor") : null;
   const cluster = parts.includes("cluster") ? await readJson<ClusterReport>("cluster") : null;
   // Smoke runs are too short to judge a goal by: they only show that every part works.
-  const list = goals(core, inproc, catchup, cluster).map((g) =>
+  const list = goals(core, inproc, catchup, floor, cluster).map((g) =>
     mode === "smoke" ? { ...g, met: null } : g,
   );
   console.log(`Summary (${mode}, ${((performance.now() - started) / 1000).toFixed(0)} s in all):`);
