@@ -212,7 +212,7 @@ export async function startKeel(
   options: {
     /** The runtime of the nodes; default: the one running the benchmark. */
     readonly runtime?: RuntimeName;
-    /** Extra arguments for the runtime, before the script (e.g. `--cpu-prof` on Node). */
+    /** Extra arguments for the runtime (e.g. `--cpu-prof-dir=DIR` on Node or Deno). */
     readonly runtimeArgs?: readonly string[];
   } = {},
 ): Promise<RunningCluster> {
@@ -231,12 +231,17 @@ export async function startKeel(
     flags.push("--max-batch-bytes", String(tuning.maxBatchBytes));
   }
   const main = join(root, "examples", "kv", "main.ts");
-  const { command, args } = nodeCommand(options.runtime ?? runtime, main);
-  const runtimeArgs = options.runtimeArgs ?? [];
+  const nodeRuntime = options.runtime ?? runtime;
+  const { command, args } = nodeCommand(nodeRuntime, main);
+  const extra = options.runtimeArgs ?? [];
+  // Deno takes its flags after `run`; Node and Bun before the script.
+  const commandArgs =
+    nodeRuntime === "deno"
+      ? [...args.slice(0, 1), ...extra, ...args.slice(1)]
+      : [...extra, ...args];
   const children = ids.map((id, i) =>
     start(id, command, [
-      ...runtimeArgs,
-      ...args,
+      ...commandArgs,
       ...["--id", id, "--listen", `${HOST}:${ports[i]}`, "--data", join(dir, id)],
       ...["--cluster", members, ...flags],
     ]),
