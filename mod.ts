@@ -106,3 +106,4 @@ export type {
 export { SqliteLogStore } from "./src/storage/sqlite.ts";
 export type { SqliteSnapshotStoreOptions } from "./src/storage/sqlite-snapshot.ts";
 export { SqliteSnapshotStore } from "./src/storage/sqlite-snapshot.ts";
+export type { SqliteWalSync } from "./src/storage/wal-sync.ts";

@@ -6,6 +6,7 @@ import type {
 } from "../src/storage/sqlite.ts";
 import { SqliteLogStore } from "../src/storage/sqlite.ts";
 import type { FetchApp, ServeOptions, Server } from "./server.ts";
+import { walSyncFor } from "./wal-sync.ts";
 
 export type {
   SqliteDatabase,
@@ -92,10 +93,15 @@ export async function openSqliteDatabase(path: string): Promise<SqliteDatabase> 
  * Opens a {@link SqliteLogStore} on the file at `path` (created if needed) with `node:sqlite`.
  * Rejects with what `openSqliteDatabase` or the SqliteLogStore constructor throws (for example
  * "database is locked" while another store has the file open); the connection is closed then.
+ * On Linux the store syncs the WAL off the event loop (`syncWal`, from adapters/wal-sync.ts)
+ * unless `options` gives its own `syncWal` (`undefined`: SQLite syncs inside COMMIT).
  */
 export async function openSqliteLogStore(
   path: string,
   options: SqliteLogStoreOptions = {},
 ): Promise<SqliteLogStore> {
-  return new SqliteLogStore(await openSqliteDatabase(path), options);
+  return new SqliteLogStore(await openSqliteDatabase(path), {
+    syncWal: walSyncFor(path),
+    ...options,
+  });
 }

@@ -15,6 +15,7 @@ import {
 import type { SqliteDatabase, SqliteLogStoreOptions } from "../src/storage/sqlite.ts";
 import { SqliteLogStore } from "../src/storage/sqlite.ts";
 import type { FetchApp, ServeOptions, Server } from "./server.ts";
+import { walSyncFor } from "./wal-sync.ts";
 
 export type {
   SqliteDatabase,
@@ -66,12 +67,17 @@ export async function openSqliteDatabase(path: string): Promise<SqliteDatabase> 
  * Opens a {@link SqliteLogStore} on the file at `path` (created if needed) with better-sqlite3.
  * Rejects with what `openSqliteDatabase` or the SqliteLogStore constructor throws (for example
  * "database is locked" while another store has the file open); the connection is closed then.
+ * On Linux the store syncs the WAL off the event loop (`syncWal`, from adapters/wal-sync.ts)
+ * unless `options` gives its own `syncWal` (`undefined`: SQLite syncs inside COMMIT).
  */
 export async function openSqliteLogStore(
   path: string,
   options: SqliteLogStoreOptions = {},
 ): Promise<SqliteLogStore> {
-  return new SqliteLogStore(await openSqliteDatabase(path), options);
+  return new SqliteLogStore(await openSqliteDatabase(path), {
+    syncWal: walSyncFor(path),
+    ...options,
+  });
 }
 
 /** Options of {@link createNodeFetch} and {@link createNodePost}. */

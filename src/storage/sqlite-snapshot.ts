@@ -54,6 +54,8 @@ export interface SqliteSnapshotStoreOptions {
   readonly failure?: () => unknown;
   /** Called when a transaction of this store fails, so the owner fails too. */
   readonly onFailure?: (error: unknown) => void;
+  /** Resolves once the commit just made is durable (the owner's WAL sync; default: at once). */
+  readonly afterCommit?: () => Promise<void>;
 }
 
 interface SnapshotRow {
@@ -82,8 +84,8 @@ interface Statements {
 }
 
 /**
- * Snapshots in SQLite. Each `write` of a writer is one transaction (one fsync with
- * `synchronous: "full"`) that appends the chunk's rows and the new size; `commit` is one
+ * Snapshots in SQLite. Each `write` of a writer is one transaction (durable before it resolves
+ * with `synchronous: "full"`) that appends the chunk's rows and the new size; `commit` is one
  * transaction that marks the pending snapshot current and deletes every other snapshot and its
  * chunks. A crash therefore leaves the previous snapshot current and whole, and the pending one
  * at the size of its last resolved write, where `begin` with the same metadata resumes it.
@@ -100,6 +102,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
   readonly #isClosed: () => boolean;
   readonly #ownerFailure: () => unknown;
   readonly #onFailure: (error: unknown) => void;
+  readonly #afterCommit: () => Promise<void>;
   #failure: unknown = null;
   #closed = false;
   #nextId: number;
@@ -119,6 +122,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
     this.#isClosed = options.isClosed ?? (() => false);
     this.#ownerFailure = options.failure ?? (() => null);
     this.#onFailure = options.onFailure ?? (() => {});
+    this.#afterCommit = options.afterCommit ?? (() => Promise.resolve());
     const columns = "id, idx, term, membership, size";
     this.#sql = {
       begin: db.prepare("BEGIN IMMEDIATE"),
@@ -213,6 +217,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
       sql.insertSnapshot.run(id, meta.index, meta.term, membershipJson(meta.membership));
     });
     this.#nextId++;
+    await this.#afterCommit();
     return this.#writer(id, meta, 0, generation);
   }
 
@@ -254,6 +259,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
           sql.setSize.run(offset + rest.length, id);
         });
         offset += rest.length;
+        await store.#afterCommit();
       },
       async commit(): Promise<void> {
         check("commit");
@@ -263,6 +269,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
           sql.deleteOthers.run(id);
         });
         ended = true;
+        await store.#afterCommit();
       },
       async abort(): Promise<void> {
         check("abort");
@@ -271,6 +278,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
           sql.deleteSnapshot.run(id);
         });
         ended = true;
+        await store.#afterCommit();
       },
     };
   }

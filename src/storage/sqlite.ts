@@ -22,6 +22,7 @@ import type { LogStore, LogWrite, StoredState } from "./log-store.ts";
 import { SqliteSnapshotStore, snapshotSchema } from "./sqlite-snapshot.ts";
 import { inTransaction } from "./sqlite-transaction.ts";
 import { validateWrite } from "./validate-write.ts";
+import { type SqliteWalSync, WalSyncQueue } from "./wal-sync.ts";
 
 interface PendingWrite {
   readonly body: () => void;
@@ -72,11 +73,12 @@ export interface SqliteLogStoreOptions {
   /**
    * `PRAGMA synchronous` (the journal is always WAL):
    *
-   * - `"full"` (default): every `write` and `purge` fsyncs the WAL before it resolves, so what the
-   *   node acknowledged survives a process crash, an OS crash and a power loss. Raft needs this:
-   *   a vote or an AppendEntries acknowledgement must not leave the node before the state it
-   *   promises is durable. `PRAGMA fullfsync` is set too, which makes the fsync reach the disk
-   *   on macOS (it is a no-op elsewhere).
+   * - `"full"` (default): every `write` and `purge` has the WAL fsynced before it resolves
+   *   (inside COMMIT, or off the event loop with `syncWal`), so what the node acknowledged
+   *   survives a process crash, an OS crash and a power loss. Raft needs this: a vote or an
+   *   AppendEntries acknowledgement must not leave the node before the state it promises is
+   *   durable. `PRAGMA fullfsync` is set too, which makes SQLite's fsync reach the disk on macOS
+   *   (it is a no-op elsewhere).
    * - `"normal"`: the WAL is fsynced only at checkpoints. A committed write still survives the
    *   process being killed (`kill -9`), but the last transactions may be lost on power loss or
    *   OS crash, after the node acknowledged them: a restarted node may then have forgotten a
@@ -85,6 +87,16 @@ export interface SqliteLogStoreOptions {
    * - `"off"`: no fsync at all; a power loss may lose transactions or corrupt the file. Tests only.
    */
   readonly synchronous?: SqliteSynchronous;
+  /**
+   * Syncs the WAL off the event loop (the adapters pass one for a file on Linux: an fsync of the
+   * WAL file on the runtime's thread pool). With `synchronous: "full"` the store then commits
+   * with SQLite's `NORMAL`, which writes each transaction to the WAL without syncing it, and a
+   * `write`, `purge`, `reset` or snapshot write resolves only once a sync that started after its
+   * COMMIT has completed: the durability of `FULL` (which is `NORMAL` plus a sync of the WAL
+   * after each commit) without stopping the event loop for the fsync, and the commits made
+   * during one sync share the next. Ignored with `"normal"` and `"off"`. The store closes it.
+   */
+  readonly syncWal?: SqliteWalSync;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,6 +200,9 @@ export class SqliteLogStore implements LogStore {
   #failure: unknown = null;
   /** Validated writes whose transaction waits for the next macrotask (see `write`). */
   #pending: PendingWrite[] = [];
+  /** The WAL's syncs when they run off the event loop (`syncWal` with "full"), else null. */
+  readonly #syncWal: SqliteWalSync | null;
+  readonly #walSyncs: WalSyncQueue | null;
 
   /**
    * Sets up `db` (exclusive locking, WAL, `synchronous`), creates the schema in a new file and
@@ -201,15 +216,24 @@ export class SqliteLogStore implements LogStore {
    */
   constructor(db: SqliteDatabase, options: SqliteLogStoreOptions = {}) {
     this.#db = db;
+    const synchronous = options.synchronous ?? "full";
+    this.#syncWal = options.syncWal ?? null;
+    const asyncSync = this.#syncWal !== null && synchronous === "full";
+    this.#walSyncs = asyncSync
+      ? new WalSyncQueue(this.#syncWal as SqliteWalSync, (error) => {
+          this.#failure ??= error;
+        })
+      : null;
     let opened: OpenedFile;
     try {
-      opened = openFile(db, options.synchronous ?? "full");
+      opened = openFile(db, synchronous, asyncSync);
     } catch (error) {
       try {
         db.close();
       } catch {
         // The error that made opening fail is the one to report.
       }
+      this.#syncWal?.close().catch(() => {});
       throw error;
     }
     this.#sql = opened.sql;
@@ -224,6 +248,7 @@ export class SqliteLogStore implements LogStore {
       onFailure: (error) => {
         this.#failure ??= error;
       },
+      afterCommit: () => this.#durable(),
     });
   }
 
@@ -368,6 +393,7 @@ export class SqliteLogStore implements LogStore {
     });
     this.#snapshotIndex = upToIndex;
     this.#snapshotTerm = term;
+    await this.#durable();
   }
 
   /**
@@ -391,6 +417,7 @@ export class SqliteLogStore implements LogStore {
     this.#snapshotTerm = term;
     this.#lastIndex = index;
     this.#lastTerm = term;
+    await this.#durable();
   }
 
   /**
@@ -401,14 +428,20 @@ export class SqliteLogStore implements LogStore {
     if (this.#closed) return;
     this.#runPending();
     this.#closed = true;
-    this.#db.close();
+    try {
+      // The last commits' sync settles their promises before the file goes.
+      await this.#walSyncs?.drained();
+      await this.#syncWal?.close();
+    } finally {
+      this.#db.close();
+    }
   }
 
   // -------------------------------------------------------------------------------------------
 
   /**
-   * Commits every pending write in one transaction (one fsync) and settles their promises; on a
-   * failure every one of them rejects with the error and the store is failed.
+   * Commits every pending write in one transaction (one fsync) and settles their promises once
+   * it is durable; on a failure every one of them rejects with the error and the store is failed.
    */
   #runPending(): void {
     const pending = this.#pending;
@@ -423,7 +456,23 @@ export class SqliteLogStore implements LogStore {
       for (const write of pending) write.reject(error);
       return;
     }
-    for (const write of pending) write.resolve();
+    if (this.#walSyncs === null) {
+      for (const write of pending) write.resolve();
+      return;
+    }
+    this.#walSyncs.afterCommit().then(
+      () => {
+        for (const write of pending) write.resolve();
+      },
+      (error: unknown) => {
+        for (const write of pending) write.reject(error);
+      },
+    );
+  }
+
+  /** Resolves once the commit just made is durable (at once when COMMIT itself synced). */
+  #durable(): Promise<void> {
+    return this.#walSyncs?.afterCommit() ?? Promise.resolve();
   }
 
   /** Runs `body` in a transaction; on any error rolls back and fails the store. */
@@ -488,7 +537,11 @@ interface OpenedFile {
 }
 
 /** Configures the connection, creates or checks the schema, prepares and reads the bounds. */
-function openFile(db: SqliteDatabase, synchronous: SqliteSynchronous): OpenedFile {
+function openFile(
+  db: SqliteDatabase,
+  synchronous: SqliteSynchronous,
+  asyncSync: boolean,
+): OpenedFile {
   if (!Object.hasOwn(synchronousPragma, synchronous)) {
     throw new RangeError(
       `SqliteLogStore: synchronous must be "full", "normal" or "off", not ${JSON.stringify(synchronous)}`,
@@ -503,7 +556,8 @@ function openFile(db: SqliteDatabase, synchronous: SqliteSynchronous): OpenedFil
   if (mode.toLowerCase() !== "wal" && mode.toLowerCase() !== "memory") {
     throw new Error(`SqliteLogStore: could not turn on WAL mode (journal_mode is ${mode})`);
   }
-  db.exec(`PRAGMA synchronous = ${synchronousPragma[synchronous]}`);
+  // With the WAL synced off the event loop, COMMIT only writes the WAL (see `syncWal`).
+  db.exec(`PRAGMA synchronous = ${asyncSync ? "NORMAL" : synchronousPragma[synchronous]}`);
   const fullfsync = synchronous === "full" ? "ON" : "OFF";
   db.exec(`PRAGMA fullfsync = ${fullfsync}`);
   db.exec(`PRAGMA checkpoint_fullfsync = ${fullfsync}`);

@@ -124,8 +124,14 @@ describe(`Raft snapshots on SQLite files, on ${runtime}`, () => {
     const snapshotOf = new Map<NodeId, number>();
     for (const id of ids) {
       const { raft, store } = node(id);
-      const current = await store.snapshots.current();
+      // The file can be a sync ahead of the metrics, which move once a commit is durable.
+      const purged = (await store.load()).snapshotIndex;
+      const built = (await store.snapshots.current())?.meta.index ?? 0;
+      await raft.metrics.waitFor((m) => m.firstLogIndex > purged && m.snapshotIndex >= built, {
+        timeoutMs: waitMs,
+      });
       const { snapshotIndex, firstLogIndex } = raft.metrics.current;
+      const current = await store.snapshots.current();
       assert.equal(current?.meta.index, snapshotIndex, `${id}: the snapshot is in the file`);
       assert.equal((await store.load()).snapshotIndex + 1, firstLogIndex, `${id}: log purged`);
       snapshotOf.set(id, snapshotIndex);
