@@ -112,9 +112,10 @@ class CountingStateMachine implements StateMachine {
   }
 
   async restore(_meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<void> {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of data) chunks.push(chunk);
-    const text = new TextDecoder().decode(await new Blob(chunks).arrayBuffer());
+    const decoder = new TextDecoder();
+    let text = "";
+    for await (const chunk of data) text += decoder.decode(chunk, { stream: true });
+    text += decoder.decode();
     Object.assign(this, JSON.parse(text) as Pick<this, "commands" | "lastIndex" | "digest">);
   }
 }
