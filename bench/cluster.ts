@@ -28,14 +28,7 @@ import {
   startKeel,
 } from "./clusters.ts";
 import { type LoadResult, load, valueOfBytes } from "./load.ts";
-import {
-  type CpuSample,
-  cpuPercent,
-  cpuSample,
-  idlePercent,
-  type MachineSample,
-  machineSample,
-} from "./procstat.ts";
+import { CpuWindow } from "./procstat.ts";
 import { Progress } from "./progress.ts";
 import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
@@ -278,11 +271,9 @@ async function measure(
   // A leader elected since the last run (an election under load) takes the load from now on.
   const movedBefore = await cluster.settle();
   const label = `${step} ${variant.name} @ ${connections} conn`;
-  // Every node, then the load generator (this process).
-  let opened: CpuSample[] = [];
-  let closed: CpuSample[] = [];
-  const machine: MachineSample[] = [];
   const ordered = [cluster.leader, ...cluster.nodes.filter((n) => n !== cluster.leader)];
+  // Every node, then the load generator (this process).
+  const usage = new CpuWindow([...ordered.map((n) => n.pid), process.pid]);
   const result = await load(cluster.target, valueOfBytes(VALUE_BYTES), {
     connections,
     seconds: plan.seconds,
@@ -292,22 +283,16 @@ async function measure(
       const rate = elapsed > 0 ? done / elapsed : 0;
       progress.update(`${label}: ${phase} ${elapsed.toFixed(1)}/${total} s, ${fmt(rate)} writes/s`);
     },
-    onWindow: (edge) => {
-      const samples = [...ordered, { pid: process.pid }].map((n) => cpuSample(n.pid));
-      if (edge === "open") opened = samples;
-      else closed = samples;
-      machine.push(machineSample());
-    },
+    onWindow: usage.onWindow,
   });
   cluster.check();
   const movedDuring = await cluster.settle();
   const cpu = ordered.map((n, i) => ({
     id: n.id,
     leader: n === cluster.leader,
-    cpuPercent: cpuPercent(opened[i] as CpuSample, closed[i] as CpuSample),
+    cpuPercent: usage.cpuPercent(i),
   }));
   const cpuSeconds = cpu.reduce((sum, u) => sum + (u.cpuPercent / 100) * result.seconds, 0);
-  const last = ordered.length;
   return {
     variant: variant.name,
     system: variant.system,
@@ -315,8 +300,8 @@ async function measure(
     ...result,
     cpu,
     cpuMicrosPerWrite: result.requests > 0 ? (cpuSeconds * 1e6) / result.requests : Number.NaN,
-    loadCpuPercent: cpuPercent(opened[last] as CpuSample, closed[last] as CpuSample),
-    idlePercent: idlePercent(machine[0] as MachineSample, machine[1] as MachineSample),
+    loadCpuPercent: usage.cpuPercent(ordered.length),
+    idlePercent: usage.idlePercent,
     peakRssMiB: cluster.peakRssMiB(),
     leaderChanged: movedBefore || movedDuring,
   };

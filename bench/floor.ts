@@ -22,14 +22,7 @@ import { parseArgs } from "node:util";
 import type { RuntimeName } from "../examples/kv/runtime.ts";
 import { nodeCommand } from "./clusters.ts";
 import { type LoadResult, load, valueOfBytes, type WriteTarget } from "./load.ts";
-import {
-  type CpuSample,
-  cpuPercent,
-  cpuSample,
-  idlePercent,
-  type MachineSample,
-  machineSample,
-} from "./procstat.ts";
+import { CpuWindow } from "./procstat.ts";
 import { Progress } from "./progress.ts";
 import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
@@ -133,10 +126,7 @@ async function measure(
   round: number,
   progress: Progress,
 ): Promise<FloorRow> {
-  const pids = [server.process.pid as number, process.pid];
-  let opened: CpuSample[] = [];
-  let closed: CpuSample[] = [];
-  const machine: MachineSample[] = [];
+  const usage = new CpuWindow([server.process.pid as number, process.pid]);
   const result = await load(server.target, valueOfBytes(VALUE_BYTES), {
     connections,
     seconds,
@@ -146,17 +136,11 @@ async function measure(
         `round ${round} ${side} @ ${connections}: ${phase} ${elapsed.toFixed(1)} s, ` +
           `${fmt(elapsed > 0 ? done / elapsed : 0)} requests/s`,
       ),
-    onWindow: (edge) => {
-      const samples = pids.map((pid) => cpuSample(pid));
-      if (edge === "open") opened = samples;
-      else closed = samples;
-      machine.push(machineSample());
-    },
+    onWindow: usage.onWindow,
   });
   const perRequest = (i: number) =>
     result.requests > 0
-      ? (cpuPercent(opened[i] as CpuSample, closed[i] as CpuSample) / 100) *
-        ((result.seconds * 1e6) / result.requests)
+      ? (usage.cpuPercent(i) / 100) * ((result.seconds * 1e6) / result.requests)
       : Number.NaN;
   return {
     ...result,
@@ -164,7 +148,7 @@ async function measure(
     round,
     serverMicrosPerRequest: perRequest(0),
     loadMicrosPerRequest: perRequest(1),
-    idlePercent: idlePercent(machine[0] as MachineSample, machine[1] as MachineSample),
+    idlePercent: usage.idlePercent,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * CPU time and memory of other processes, read from Linux's /proc: what each node of a cluster
- * spent during a measuring window, and its peak resident memory.
+ * CPU time and memory of processes, read from Linux's /proc: what each node of a cluster (and the
+ * load generator) spent during a measuring window, the machine's idle share, and peak memory.
  */
 import { readFileSync } from "node:fs";
 
@@ -67,4 +67,37 @@ export function machineSample(): MachineSample {
 export function idlePercent(from: MachineSample, to: MachineSample): number {
   const total = to.totalTicks - from.totalTicks;
   return total > 0 ? ((to.idleTicks - from.idleTicks) / total) * 100 : Number.NaN;
+}
+
+/** The CPU of some processes and the machine's idle share over a load's measuring window. */
+export class CpuWindow {
+  readonly #pids: readonly number[];
+  #opened: CpuSample[] = [];
+  #closed: CpuSample[] = [];
+  readonly #machine: MachineSample[] = [];
+
+  constructor(pids: readonly number[]) {
+    this.#pids = pids;
+  }
+
+  /** Samples at each edge of the window: pass it as the load's `onWindow`. */
+  readonly onWindow = (edge: "open" | "close"): void => {
+    const samples = this.#pids.map((pid) => cpuSample(pid));
+    if (edge === "open") this.#opened = samples;
+    else this.#closed = samples;
+    this.#machine.push(machineSample());
+  };
+
+  /** CPU of the process at `i` (in the constructor's list) over the window, % of one core. */
+  cpuPercent(i: number): number {
+    const from = this.#opened[i];
+    const to = this.#closed[i];
+    return from && to ? cpuPercent(from, to) : Number.NaN;
+  }
+
+  /** Share of the machine's CPU time (all cores) left idle over the window, percent. */
+  get idlePercent(): number {
+    const [from, to] = this.#machine;
+    return from && to ? idlePercent(from, to) : Number.NaN;
+  }
 }

@@ -13,7 +13,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { type RunningCluster, startKeel } from "./clusters.ts";
 import { type LoadResult, load, valueOfBytes } from "./load.ts";
-import { type CpuSample, cpuPercent, cpuSample } from "./procstat.ts";
+import { CpuWindow } from "./procstat.ts";
 import { Progress } from "./progress.ts";
 import { fmt, printTable, runtime, writeReport } from "./report.ts";
 
@@ -75,8 +75,7 @@ async function measure(
   cluster.check();
   await cluster.settle();
   const nodes = cluster.nodes;
-  let opened: CpuSample[] = [];
-  let closed: CpuSample[] = [];
+  const usage = new CpuWindow(nodes.map((n) => n.pid));
   const result = await load(cluster.target, valueOfBytes(VALUE_BYTES), {
     connections,
     seconds,
@@ -86,16 +85,11 @@ async function measure(
         `round ${round} ${side} @ ${connections}: ${phase} ${elapsed.toFixed(1)} s, ` +
           `${fmt(elapsed > 0 ? done / elapsed : 0)} writes/s`,
       ),
-    onWindow: (edge) => {
-      const samples = nodes.map((n) => cpuSample(n.pid));
-      if (edge === "open") opened = samples;
-      else closed = samples;
-    },
+    onWindow: usage.onWindow,
   });
   cluster.check();
   const cpuSeconds = nodes.reduce(
-    (sum, _, i) =>
-      sum + (cpuPercent(opened[i] as CpuSample, closed[i] as CpuSample) / 100) * result.seconds,
+    (sum, _, i) => sum + (usage.cpuPercent(i) / 100) * result.seconds,
     0,
   );
   return {
