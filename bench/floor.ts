@@ -18,9 +18,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import type { RuntimeName } from "../examples/kv/runtime.ts";
 import { nodeCommand } from "./clusters.ts";
+import { interleaveArgs, interleaved } from "./interleave.ts";
 import { type LoadResult, load, valueOfBytes, type WriteTarget } from "./load.ts";
 import { CpuWindow } from "./procstat.ts";
 import { Progress } from "./progress.ts";
@@ -47,30 +47,12 @@ export interface FloorRow extends LoadResult {
   readonly idlePercent: number;
 }
 
-const { values } = parseArgs({
-  options: {
-    connections: { type: "string", default: "1,256" },
-    seconds: { type: "string", default: "5" },
-    warmup: { type: "string", default: "1" },
-    rounds: { type: "string", default: "1" },
-    sides: { type: "string", default: Object.keys(SIDES).join(",") },
-    out: { type: "string" },
-  },
+const plan = interleaveArgs(process.argv.slice(2), Object.keys(SIDES) as Side[], {
+  connections: "1,256",
+  rounds: "1",
+  sides: Object.keys(SIDES).join(","),
 });
-const levels = values.connections.split(",").map(Number);
-const seconds = Number(values.seconds);
-const warmupSeconds = Number(values.warmup);
-const rounds = Number(values.rounds);
-const sides = values.sides.split(",") as Side[];
-if (
-  !levels.every((n) => Number.isSafeInteger(n) && n > 0) ||
-  !(seconds > 0 && warmupSeconds >= 0 && Number.isSafeInteger(rounds) && rounds > 0) ||
-  !sides.every((side) => Object.hasOwn(SIDES, side))
-) {
-  throw new Error(
-    `--connections, --rounds: positive integers; --seconds > 0; --sides: any of ${Object.keys(SIDES)}`,
-  );
-}
+const { levels, seconds, warmupSeconds, rounds, sides } = plan;
 
 interface Server {
   readonly process: ChildProcess;
@@ -165,15 +147,8 @@ try {
     progress.update(`starting ${side}`);
     servers.set(side, await startServer(side));
   }
-  for (let round = 1; round <= rounds; round++) {
-    for (const [i, connections] of levels.entries()) {
-      // Rotate which side goes first, so none always runs on a warmer machine.
-      const shift = (round + i) % sides.length;
-      for (const side of [...sides.slice(shift), ...sides.slice(0, shift)]) {
-        const server = servers.get(side) as Server;
-        rows.push(await measure(server, side, connections, round, progress));
-      }
-    }
+  for (const { round, connections, side } of interleaved(plan)) {
+    rows.push(await measure(servers.get(side) as Server, side, connections, round, progress));
   }
 } finally {
   for (const server of servers.values()) server.process.kill("SIGTERM");
@@ -206,7 +181,7 @@ printTable(
     String(r.non2xx + r.errors + r.timeouts),
   ]),
 );
-await writeReport(values.out ?? new URL("./results/floor.json", import.meta.url), {
+await writeReport(plan.out ?? new URL("./results/floor.json", import.meta.url), {
   benchmark: "floor",
   date: new Date().toISOString(),
   runtime: rt,

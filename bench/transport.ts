@@ -10,8 +10,8 @@
  *                              [--sides undici,node-fetch,node-post]
  */
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { type RunningCluster, startKeel } from "./clusters.ts";
+import { interleaveArgs, interleaved } from "./interleave.ts";
 import { type LoadResult, load, valueOfBytes } from "./load.ts";
 import { CpuWindow } from "./procstat.ts";
 import { Progress } from "./progress.ts";
@@ -28,29 +28,15 @@ interface Row extends LoadResult {
   readonly cpuMicrosPerWrite: number;
 }
 
-const { values } = parseArgs({
-  options: {
-    connections: { type: "string", default: "1,16,64,256" },
-    seconds: { type: "string", default: "5" },
-    warmup: { type: "string", default: "1" },
-    rounds: { type: "string", default: "2" },
-    sides: { type: "string", default: "undici,node-fetch,node-post" },
-    out: { type: "string" },
-  },
+const plan = interleaveArgs(process.argv.slice(2), Object.keys(PEER_FETCH) as Side[], {
+  connections: "1,16,64,256",
+  rounds: "2",
+  sides: "undici,node-fetch,node-post",
 });
-const levels = values.connections.split(",").map(Number);
-const seconds = Number(values.seconds);
-const warmupSeconds = Number(values.warmup);
-const rounds = Number(values.rounds);
-const SIDES = values.sides.split(",") as Side[];
-if (!SIDES.every((side) => side in PEER_FETCH) || SIDES[0] !== "undici") {
-  throw new Error(`--sides: undici first, then any of ${Object.keys(PEER_FETCH).join(", ")}`);
-}
-if (
-  !levels.every((n) => Number.isSafeInteger(n) && n > 0) ||
-  !(seconds > 0 && warmupSeconds > 0 && Number.isSafeInteger(rounds) && rounds > 0)
-) {
-  throw new Error("--connections: positive integers; --seconds, --warmup, --rounds: positive");
+const { levels, seconds, warmupSeconds, rounds, sides: SIDES } = plan;
+// The ratios are to undici; a run needs a warm-up (fresh connections are discarded).
+if (SIDES[0] !== "undici" || !(warmupSeconds > 0)) {
+  throw new Error("--sides: undici first; --warmup: positive");
 }
 
 async function start(side: Side): Promise<RunningCluster> {
@@ -121,17 +107,10 @@ try {
     progress.update(`starting ${side}`);
     clusters.set(side, await start(side));
   }
-  for (let round = 1; round <= rounds; round++) {
-    for (const [i, connections] of levels.entries()) {
-      // Rotate which side goes first, so none always runs on a warmer machine.
-      const shift = (round + i) % SIDES.length;
-      const order = [...SIDES.slice(shift), ...SIDES.slice(0, shift)];
-      for (const side of order) {
-        rows.push(
-          await measure(clusters.get(side) as RunningCluster, side, connections, round, progress),
-        );
-      }
-    }
+  for (const { round, connections, side } of interleaved(plan)) {
+    rows.push(
+      await measure(clusters.get(side) as RunningCluster, side, connections, round, progress),
+    );
   }
 } finally {
   progress.update("stopping the clusters");
@@ -182,7 +161,7 @@ printTable(
     ]);
   }),
 );
-await writeReport(values.out ?? new URL("./results/transport.json", import.meta.url), {
+await writeReport(plan.out ?? new URL("./results/transport.json", import.meta.url), {
   benchmark: "transport",
   date: new Date().toISOString(),
   runtime: rt,
