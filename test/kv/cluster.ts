@@ -43,16 +43,25 @@ export interface KvNode {
   log: string;
 }
 
-/** A port that was free a moment ago: bind port 0, read the port, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port that was free a moment ago, for a node started later. Drawn from below the kernel's
+ * ephemeral range (32768–60999 on Linux), which port 0 and outgoing connections use: a port
+ * taken with `listen(0)` and released could be handed to the next `listen(0)` (the chaos
+ * harness's link proxies) or to a client's connection before the node binds it (EADDRINUSE).
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+  throw new Error("freePort: no free port found in 20000–31999");
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
